@@ -1,0 +1,3 @@
+//! The gateway: configuration, routing and the tokio drivers around the cores.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]

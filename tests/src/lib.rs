@@ -1,0 +1,1 @@
+//! Test bed: starts real third-party peers inside a loopback-only namespace.
