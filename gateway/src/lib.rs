@@ -1,3 +1,6 @@
 //! The gateway: configuration, routing and the tokio drivers around the cores.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod config;
+pub mod xmpp_driver;

@@ -1,0 +1,1 @@
+//! The tokio driver of the XEP-0114 component stream.

@@ -1,0 +1,1 @@
+//! XEP-0115 entity capabilities.

@@ -1,0 +1,1 @@
+//! Presence, subscriptions and service discovery for number JIDs.

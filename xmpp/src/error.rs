@@ -1,0 +1,1 @@
+//! The error type of the XMPP layer.

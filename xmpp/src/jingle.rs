@@ -1,0 +1,1 @@
+//! Jingle (XEP-0166/0167/0176/0320) parsing and serialization.

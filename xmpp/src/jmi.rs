@@ -1,0 +1,1 @@
+//! Jingle Message Initiation (XEP-0353).

@@ -1,0 +1,1 @@
+//! The sans-IO XEP-0114 component stream.
