@@ -1,0 +1,123 @@
+//! Per-engine settings ([`Config`], shared as `Arc<Config>`) and per-call leg parameters
+//! ([`LegConfig`]).
+
+use std::time::Duration;
+
+use crate::cert::Fingerprint;
+use crate::codec::{Codec, OpusSettings};
+use crate::dtls::{DtlsConfig, DtlsRole};
+use crate::srtp::MasterKey;
+
+/// Media engine settings. Quinn-style: documented setters returning `&mut Self`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) no_media_timeout: Duration,
+    pub(crate) reorder_max_delay: Duration,
+    pub(crate) max_concealed_frames: u16,
+    pub(crate) opus: OpusSettings,
+    pub(crate) allow_unencrypted_client: bool,
+    pub(crate) dtls: DtlsConfig,
+    pub(crate) rtcp_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            no_media_timeout: Duration::from_secs(30),
+            reorder_max_delay: Duration::from_millis(60),
+            max_concealed_frames: 5,
+            opus: OpusSettings::default(),
+            allow_unencrypted_client: false,
+            dtls: DtlsConfig::default(),
+            // RFC 3550 §6.2: 5 s minimum interval.
+            rtcp_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Config {
+    /// Silence after which [`Event::NoMedia`](crate::Event::NoMedia) fires for a direction;
+    /// defaults to 30 s.
+    pub fn no_media_timeout(&mut self, d: Duration) -> &mut Self {
+        self.no_media_timeout = d;
+        self
+    }
+
+    /// How long the transcoding path waits for a missing packet before concealing it;
+    /// defaults to 60 ms (three 20 ms packets). Passthrough never waits.
+    pub fn reorder_max_delay(&mut self, d: Duration) -> &mut Self {
+        self.reorder_max_delay = d;
+        self
+    }
+
+    /// Longest gap, in frames, that Opus FEC/PLC fills; longer gaps restart the stream
+    /// with a marker bit. Defaults to 5 (100 ms).
+    pub fn max_concealed_frames(&mut self, n: u16) -> &mut Self {
+        self.max_concealed_frames = n;
+        self
+    }
+
+    /// Opus encoder settings for the transcoding path.
+    pub fn opus(&mut self, s: OpusSettings) -> &mut Self {
+        self.opus = s;
+        self
+    }
+
+    /// Allow plain RTP on the client leg when the client offered no fingerprint
+    /// (Gajim 1.x); defaults to false.
+    pub fn allow_unencrypted_client(&mut self, allow: bool) -> &mut Self {
+        self.allow_unencrypted_client = allow;
+        self
+    }
+
+    /// DTLS handshake settings.
+    pub fn dtls(&mut self, d: DtlsConfig) -> &mut Self {
+        self.dtls = d;
+        self
+    }
+
+    /// Interval between RTCP reports on each leg; defaults to 5 s (RFC 3550 §6.2).
+    pub fn rtcp_interval(&mut self, d: Duration) -> &mut Self {
+        self.rtcp_interval = d;
+        self
+    }
+}
+
+/// How a leg's media is protected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Security {
+    /// Plain RTP/AVP (SIP trunks; the client leg only if [`Config::allow_unencrypted_client`]).
+    Plain,
+    /// SRTP with SDES keys from `a=crypto` ([RFC 4568](https://www.rfc-editor.org/rfc/rfc4568)):
+    /// `local` protects what we send, `remote` is the peer's key.
+    Sdes {
+        /// Our key, signalled in our `a=crypto`.
+        local: MasterKey,
+        /// The peer's key from its `a=crypto`.
+        remote: MasterKey,
+    },
+    /// DTLS-SRTP ([RFC 5764](https://www.rfc-editor.org/rfc/rfc5764)); client leg only.
+    Dtls {
+        /// Our role from the negotiated `setup`.
+        role: DtlsRole,
+        /// The peer's signalled sha-256 fingerprint.
+        remote_fingerprint: Fingerprint,
+    },
+}
+
+/// One leg's negotiated media parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegConfig {
+    /// The audio codec negotiated on this leg.
+    pub codec: Codec,
+    /// Its payload type on this leg.
+    pub payload_type: u8,
+    /// Payload type of telephone-event ([RFC 4733](https://www.rfc-editor.org/rfc/rfc4733)) at the
+    /// codec's clock rate, if negotiated.
+    pub telephone_event: Option<u8>,
+    /// Media protection.
+    pub security: Security,
+    /// Our SSRC on this leg (from the caller's seeded RNG).
+    pub ssrc: u32,
+}

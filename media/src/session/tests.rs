@@ -1,0 +1,729 @@
+#![allow(clippy::disallowed_methods)] // tests anchor virtual time at Instant::now()
+//! In-memory scenarios with virtual time: a far-end client (our own DTLS + SRTP + libopus
+//! as the peer) and a far-end trunk (plain or SDES RTP) around one `Session`.
+
+use super::*;
+use crate::cert::{Certificate, Fingerprint};
+use crate::codec::{Codec, OpusSettings};
+use crate::dtls::{DtlsConfig, DtlsRole};
+use crate::g711;
+use crate::srtp::MasterKey;
+use rand::SeedableRng;
+
+const CLIENT_SSRC: u32 = 0xc1c1_c1c1;
+const TRUNK_SSRC: u32 = 0x7777_0001;
+const OPUS_PT: u8 = 111;
+const OPUS_TE: u8 = 110;
+const PCMU_TE: u8 = 101;
+
+struct Far {
+    dtls: Option<Dtls>,
+    tx: Option<SrtpContext>,
+    rx: Option<SrtpContext>,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+}
+
+impl Far {
+    fn plain(ssrc: u32) -> Self {
+        Self {
+            dtls: None,
+            tx: None,
+            rx: None,
+            seq: 1000,
+            ts: 5000,
+            ssrc,
+        }
+    }
+
+    /// An RTP packet from this far end, protected if it has keys.
+    fn rtp(&mut self, pt: u8, marker: bool, payload: &[u8], ts_step: u32) -> Vec<u8> {
+        let mut p = vec![0u8; 12];
+        write_header(&mut p, marker, pt, self.seq, self.ts, self.ssrc);
+        p.extend_from_slice(payload);
+        p.reserve(16);
+        self.seq = self.seq.wrapping_add(1);
+        self.ts = self.ts.wrapping_add(ts_step);
+        if let Some(c) = self.tx.as_mut() {
+            c.protect_rtp(&mut p).unwrap();
+        }
+        p
+    }
+
+    fn open(&mut self, datagram: &[u8]) -> Option<(RtpHeader, Vec<u8>)> {
+        let mut p = datagram.to_vec();
+        if let Some(c) = self.rx.as_mut() {
+            if classify(&p) == PacketKind::Rtcp {
+                c.unprotect_rtcp(&mut p).ok()?;
+                return None;
+            }
+            c.unprotect_rtp(&mut p).ok()?;
+        }
+        let h = RtpHeader::parse(&p).ok()?;
+        let payload = p[h.header_len..h.header_len + h.payload_len].to_vec();
+        Some((h, payload))
+    }
+}
+
+struct Harness {
+    start: Instant,
+    now: Instant,
+    s: Session,
+    client: Far,
+    trunk: Far,
+    /// RTP/RTCP the session sent to each far end.
+    to_client: Vec<(RtpHeader, Vec<u8>)>,
+    to_trunk: Vec<(RtpHeader, Vec<u8>)>,
+    rtcp: Vec<(Leg, Vec<u8>)>,
+    events: Vec<Event>,
+    errors: Vec<Error>,
+}
+
+fn opus_client(pt: u8) -> (Codec, u8, Option<u8>) {
+    (Codec::Opus, pt, Some(OPUS_TE))
+}
+
+impl Harness {
+    fn new(
+        client_codec: (Codec, u8, Option<u8>),
+        trunk_codec: (Codec, u8, Option<u8>),
+        wrong_fp: bool,
+        trunk_security: Security,
+    ) -> Self {
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(42);
+        let ours = Certificate::generate(&mut rng).unwrap();
+        let theirs = Certificate::generate(&mut rng).unwrap();
+        let now = Instant::now();
+        let expected = if wrong_fp {
+            Fingerprint([9; 32])
+        } else {
+            theirs.fingerprint()
+        };
+        let client = LegConfig {
+            codec: client_codec.0,
+            payload_type: client_codec.1,
+            telephone_event: client_codec.2,
+            security: Security::Dtls {
+                role: DtlsRole::Client,
+                remote_fingerprint: expected,
+            },
+            ssrc: 0x5e55_0001,
+        };
+        let trunk = LegConfig {
+            codec: trunk_codec.0,
+            payload_type: trunk_codec.1,
+            telephone_event: trunk_codec.2,
+            security: trunk_security.clone(),
+            ssrc: 0x5e55_0002,
+        };
+        let mut cfg = Config::default();
+        cfg.no_media_timeout(Duration::from_secs(30));
+        let s = Session::new(Arc::new(cfg), &ours, client, trunk, &mut rng, now).unwrap();
+        let mut client_far = Far::plain(CLIENT_SSRC);
+        client_far.dtls = Some(
+            Dtls::new(
+                &DtlsConfig::default(),
+                &theirs,
+                DtlsRole::Server,
+                ours.fingerprint(),
+                now,
+            )
+            .unwrap(),
+        );
+        let mut trunk_far = Far::plain(TRUNK_SSRC);
+        if let Security::Sdes { local, remote } = trunk_security {
+            trunk_far.tx = Some(SrtpContext::new(&remote));
+            trunk_far.rx = Some(SrtpContext::new(&local));
+        }
+        Self {
+            start: now,
+            now,
+            s,
+            client: client_far,
+            trunk: trunk_far,
+            to_client: vec![],
+            to_trunk: vec![],
+            rtcp: vec![],
+            events: vec![],
+            errors: vec![],
+        }
+    }
+
+    fn pcmu_trunk() -> (Codec, u8, Option<u8>) {
+        (Codec::Pcmu, 0, Some(PCMU_TE))
+    }
+
+    /// Delivers everything queued, in both directions, until quiet.
+    fn pump(&mut self) {
+        for _ in 0..100 {
+            let mut to_dtls = vec![];
+            while let Some(t) = self.s.poll_transmit() {
+                match (t.leg, t.kind) {
+                    (Leg::Client, TransmitKind::Dtls) => to_dtls.push(t.contents.to_vec()),
+                    (leg, TransmitKind::Rtcp) => self.rtcp.push((leg, t.contents.to_vec())),
+                    (Leg::Client, _) => {
+                        if let Some(x) = self.client.open(t.contents) {
+                            self.to_client.push(x)
+                        }
+                    }
+                    (Leg::Trunk, _) => {
+                        if let Some(x) = self.trunk.open(t.contents) {
+                            self.to_trunk.push(x)
+                        }
+                    }
+                }
+            }
+            self.events
+                .extend(std::iter::from_fn(|| self.s.poll_event()));
+            let mut replies = vec![];
+            if let Some(d) = self.client.dtls.as_mut() {
+                for p in to_dtls {
+                    if let Err(e) = d.handle_packet(self.now, &p) {
+                        self.errors.push(e);
+                    }
+                }
+                replies.extend(std::iter::from_fn(|| d.poll_transmit()));
+                while let Some(ev) = d.poll_event() {
+                    if let DtlsEvent::Connected(k) = ev {
+                        self.client.tx = Some(SrtpContext::new(&k.local));
+                        self.client.rx = Some(SrtpContext::new(&k.remote));
+                    }
+                }
+            }
+            if replies.is_empty() {
+                return;
+            }
+            for r in replies {
+                if let Err(e) = self.s.handle_packet(self.now, Leg::Client, &r) {
+                    self.errors.push(e);
+                }
+            }
+        }
+        panic!("pump did not settle");
+    }
+
+    fn connect(&mut self) {
+        self.s.start_dtls(self.now).unwrap();
+        self.pump();
+        assert!(
+            self.s.is_ready(Leg::Client),
+            "dtls up: {:?} {:?}",
+            self.events,
+            self.errors
+        );
+    }
+
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(t) = self.s.poll_timeout().filter(|t| *t <= until) {
+            self.now = self.now.max(t);
+            self.s.handle_timeout(self.now).unwrap();
+            self.pump();
+        }
+        self.now = until;
+    }
+
+    fn feed_client(&mut self, pkt: Vec<u8>) {
+        self.s.handle_packet(self.now, Leg::Client, &pkt).unwrap();
+        self.pump();
+    }
+
+    fn feed_trunk(&mut self, pkt: Vec<u8>) {
+        self.s.handle_packet(self.now, Leg::Trunk, &pkt).unwrap();
+        self.pump();
+    }
+}
+
+fn tone(n: usize, freq: f64, start: usize) -> Vec<i16> {
+    (0..n)
+        .map(|i| {
+            ((2.0 * std::f64::consts::PI * freq * (start + i) as f64 / 8000.0).sin() * 10000.0)
+                as i16
+        })
+        .collect()
+}
+
+fn frequency(samples: &[i16]) -> f64 {
+    let crossings = samples
+        .windows(2)
+        .filter(|w| (w[0] < 0) != (w[1] < 0))
+        .count();
+    crossings as f64 / 2.0 / (samples.len() as f64 / 8000.0)
+}
+
+fn pcmu(samples: &[i16]) -> Vec<u8> {
+    samples.iter().map(|&s| g711::ulaw_encode(s)).collect()
+}
+
+fn check_dense(pkts: &[(RtpHeader, Vec<u8>)], ts_step: u32) {
+    for w in pkts.windows(2) {
+        assert_eq!(
+            w[1].0.sequence,
+            w[0].0.sequence.wrapping_add(1),
+            "dense sequence numbers"
+        );
+        assert_eq!(
+            w[1].0.timestamp.wrapping_sub(w[0].0.timestamp),
+            ts_step,
+            "timestamp step"
+        );
+    }
+}
+
+#[test]
+fn passthrough_rewrites_headers_and_keeps_payload() {
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, Some(PCMU_TE)),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    assert!(!h.s.is_transcoding());
+    h.connect();
+    assert!(matches!(h.events[0], Event::DtlsConnected { .. }));
+    for i in 0..10 {
+        let payload = pcmu(&tone(160, 440.0, i * 160));
+        let p = h.trunk.rtp(0, i == 0, &payload, 160);
+        h.feed_trunk(p);
+        let p = h.client.rtp(0, false, &payload, 160);
+        h.feed_client(p);
+    }
+    assert_eq!(h.to_client.len(), 10);
+    assert_eq!(h.to_trunk.len(), 10);
+    check_dense(&h.to_client, 160);
+    check_dense(&h.to_trunk, 160);
+    assert_eq!(h.to_client[0].0.ssrc, 0x5e55_0001);
+    assert_eq!(h.to_trunk[0].0.ssrc, 0x5e55_0002);
+    assert!(h.to_client[0].0.marker && h.to_trunk[0].0.marker);
+    assert!(!h.to_client[1].0.marker);
+    assert_eq!(h.to_client[3].1, pcmu(&tone(160, 440.0, 3 * 160)));
+    let st = h.s.stats(Leg::Trunk);
+    assert_eq!((st.rx.packets, st.rx.bytes, st.tx.packets), (10, 1600, 10));
+    assert_eq!(h.s.stats(Leg::Client).rx.packets, 10);
+}
+
+#[test]
+fn nothing_is_sent_on_the_client_leg_before_dtls_completes() {
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, None),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    for i in 0..5 {
+        let p = h.trunk.rtp(0, false, &[0xff; 160], 160);
+        h.feed_trunk(p);
+        assert!(h.to_client.is_empty(), "packet {i}");
+    }
+    assert_eq!(h.s.stats(Leg::Client).tx.dropped_before_dtls, 5);
+    // Plain RTP pretending to be from the client before keys is dropped too.
+    let mut plain = vec![0u8; 12];
+    write_header(&mut plain, false, 0, 1, 1, CLIENT_SSRC);
+    plain.extend_from_slice(&[0xff; 160]);
+    h.feed_client(plain);
+    assert!(h.to_trunk.is_empty());
+    h.connect();
+    let p = h.trunk.rtp(0, false, &[0xff; 160], 160);
+    h.feed_trunk(p);
+    assert_eq!(h.to_client.len(), 1);
+}
+
+#[test]
+fn wrong_fingerprint_fails_the_call_with_a_security_error() {
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, None),
+        Harness::pcmu_trunk(),
+        true,
+        Security::Plain,
+    );
+    h.s.start_dtls(h.now).unwrap();
+    h.pump();
+    let e = h.errors.first().expect("handshake failed");
+    assert_eq!(
+        e,
+        &Error::PeerMisbehaved(PeerMisbehaved::FingerprintMismatch)
+    );
+    assert!(e.is_security());
+    assert!(!h.s.is_ready(Leg::Client));
+    assert!(
+        h.s.handle_timeout(h.now).is_err(),
+        "the session stays failed"
+    );
+}
+
+#[test]
+fn far_end_ssrc_change_keeps_sequence_and_timestamp_continuity() {
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, None),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    for _ in 0..5 {
+        let p = h.trunk.rtp(0, false, &[0xff; 160], 160);
+        h.feed_trunk(p);
+        h.now += Duration::from_millis(20);
+    }
+    // The trunk switches source (e.g. a transfer): new SSRC, sequence and timestamp.
+    h.trunk.ssrc = 0xdead_0002;
+    h.trunk.seq = 40000;
+    h.trunk.ts = 123_456_789;
+    for _ in 0..5 {
+        let p = h.trunk.rtp(0, false, &[0xff; 160], 160);
+        h.feed_trunk(p);
+        h.now += Duration::from_millis(20);
+    }
+    assert_eq!(h.to_client.len(), 10);
+    check_dense(&h.to_client, 160);
+    assert!(
+        h.to_client[5].0.marker,
+        "marker on the new source's first packet"
+    );
+    assert!(h.to_client.iter().all(|(x, _)| x.ssrc == 0x5e55_0001));
+}
+
+#[test]
+fn transcodes_opus_to_pcmu_and_back_keeping_the_tone() {
+    let mut h = Harness::new(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    assert!(h.s.is_transcoding());
+    h.connect();
+    let mut enc = Encoder::new(Codec::Opus, &OpusSettings::default()).unwrap();
+    for i in 0..50 {
+        let mut buf = [0u8; 400];
+        let n = enc.encode(&tone(160, 440.0, i * 160), &mut buf).unwrap();
+        let p = h.client.rtp(OPUS_PT, i == 0, &buf[..n], 960);
+        h.feed_client(p);
+        let p = h
+            .trunk
+            .rtp(0, i == 0, &pcmu(&tone(160, 1000.0, i * 160)), 160);
+        h.feed_trunk(p);
+        h.now += Duration::from_millis(20);
+    }
+    // Client → trunk: PCMU, 160 bytes per 20 ms, 8 kHz clock, the 440 Hz tone.
+    assert_eq!(h.to_trunk.len(), 50);
+    check_dense(&h.to_trunk, 160);
+    assert!(h.to_trunk[0].0.marker && !h.to_trunk[1].0.marker);
+    assert!(h
+        .to_trunk
+        .iter()
+        .all(|(x, p)| x.payload_type == 0 && p.len() == 160));
+    let pcm: Vec<i16> = h.to_trunk[10..]
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&b| g711::ulaw_decode(b)))
+        .collect();
+    let f = frequency(&pcm);
+    assert!(
+        (f - 440.0).abs() <= 440.0 * 0.02,
+        "tone at the trunk: {f} Hz"
+    );
+    // Trunk → client: Opus, 48 kHz clock (960 per packet), the 1 kHz tone.
+    assert_eq!(h.to_client.len(), 50);
+    check_dense(&h.to_client, 960);
+    assert!(h.to_client.iter().all(|(x, _)| x.payload_type == OPUS_PT));
+    let mut dec = Decoder::new(Codec::Opus).unwrap();
+    let mut pcm = vec![];
+    for (_, p) in &h.to_client {
+        let mut out = [0i16; MAX_DECODED_SAMPLES];
+        let n = dec.decode(p, &mut out).unwrap();
+        pcm.extend_from_slice(&out[..n]);
+    }
+    let f = frequency(&pcm[1600..]);
+    assert!(
+        (f - 1000.0).abs() <= 1000.0 * 0.02,
+        "tone at the client: {f} Hz"
+    );
+}
+
+#[test]
+fn lost_opus_packet_is_recovered_and_reordered_packets_are_sorted() {
+    let mut h = Harness::new(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    let mut enc = Encoder::new(
+        Codec::Opus,
+        &OpusSettings {
+            packet_loss_perc: 20,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let pkts: Vec<Vec<u8>> = (0..30)
+        .map(|i| {
+            let mut buf = [0u8; 400];
+            let n = enc.encode(&tone(160, 440.0, i * 160), &mut buf).unwrap();
+            h.client.rtp(OPUS_PT, false, &buf[..n], 960)
+        })
+        .collect();
+    // Order on the wire: 0..10, 11 (10 lost), 12, 14, 13 (swapped), 15..30.
+    let mut order: Vec<usize> = (0..10).collect();
+    order.extend([11, 12, 14, 13]);
+    order.extend(15..30);
+    for i in order {
+        h.feed_client(pkts[i].clone());
+        h.advance(Duration::from_millis(20));
+    }
+    h.advance(Duration::from_millis(200));
+    // Every 20 ms slot reaches the trunk, in order, the lost one filled from FEC.
+    assert_eq!(h.to_trunk.len(), 30);
+    check_dense(&h.to_trunk, 160);
+    let st = h.s.stats(Leg::Client);
+    assert_eq!(st.rx.fec_frames, 1);
+    assert_eq!(st.rx.lost, 1);
+}
+
+#[test]
+fn telephone_events_are_relayed_with_clock_conversion_and_three_end_packets() {
+    let mut h = Harness::new(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    let mut enc = Encoder::new(Codec::Opus, &OpusSettings::default()).unwrap();
+    let mut buf = [0u8; 400];
+    let n = enc.encode(&tone(160, 440.0, 0), &mut buf).unwrap();
+    let p = h.client.rtp(OPUS_PT, true, &buf[..n], 960);
+    h.feed_client(p);
+    // Digit 7 from the client at 48 kHz: start, two updates, one end (duration 4800 = 100 ms).
+    let event_ts = h.client.ts;
+    for (i, (flags, dur)) in [(10u8, 960u16), (10, 1920), (10, 2880), (0x8a, 4800)]
+        .into_iter()
+        .enumerate()
+    {
+        h.client.ts = event_ts;
+        let d = dur.to_be_bytes();
+        let p = h.client.rtp(OPUS_TE, i == 0, &[7, flags, d[0], d[1]], 0);
+        h.feed_client(p);
+    }
+    let events: Vec<_> = h
+        .to_trunk
+        .iter()
+        .filter(|(x, _)| x.payload_type == PCMU_TE)
+        .collect();
+    assert_eq!(events.len(), 3 + 3, "three updates and the end three times");
+    assert!(events[0].0.marker && !events[1].0.marker);
+    let durations: Vec<u16> = events
+        .iter()
+        .map(|(_, p)| u16::from_be_bytes([p[2], p[3]]))
+        .collect();
+    assert_eq!(durations, [160, 320, 480, 800, 800, 800]);
+    assert!(events.iter().all(|(_, p)| p[0] == 7));
+    assert!(events[3..].iter().all(|(_, p)| p[1] & 0x80 != 0));
+    // The event timestamp is the audio clock mapping of the client's, in 8 kHz.
+    let audio_ts = h.to_trunk[0].0.timestamp;
+    assert!(events
+        .iter()
+        .all(|(x, _)| x.timestamp == audio_ts.wrapping_add(160)));
+    for w in h.to_trunk.windows(2) {
+        assert_eq!(w[1].0.sequence, w[0].0.sequence.wrapping_add(1));
+    }
+    // And back: the trunk's digit at 8 kHz arrives at 48 kHz, end sent three times even
+    // though the trunk sent it once.
+    let t_ts = h.trunk.ts;
+    for (i, (flags, dur)) in [(10u8, 160u16), (0x8a, 800)].into_iter().enumerate() {
+        h.trunk.ts = t_ts;
+        let d = dur.to_be_bytes();
+        let p = h.trunk.rtp(PCMU_TE, i == 0, &[11, flags, d[0], d[1]], 0);
+        h.feed_trunk(p);
+    }
+    let back: Vec<u16> = h
+        .to_client
+        .iter()
+        .filter(|(x, _)| x.payload_type == OPUS_TE)
+        .map(|(_, p)| u16::from_be_bytes([p[2], p[3]]))
+        .collect();
+    assert_eq!(back, [960, 4800, 4800, 4800]);
+}
+
+#[test]
+fn no_media_event_after_silence_and_resumed() {
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, None),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    h.advance(Duration::from_secs(29));
+    assert!(!h.events.iter().any(|e| matches!(e, Event::NoMedia { .. })));
+    h.advance(Duration::from_secs(2));
+    assert!(h.events.contains(&Event::NoMedia { leg: Leg::Trunk }));
+    assert!(h.events.contains(&Event::NoMedia { leg: Leg::Client }));
+    let p = h.trunk.rtp(0, false, &[0xff; 160], 160);
+    h.feed_trunk(p);
+    assert!(h.events.contains(&Event::MediaResumed { leg: Leg::Trunk }));
+}
+
+#[test]
+fn replayed_and_forged_srtp_is_dropped_and_counted() {
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, None),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    let p = h.client.rtp(0, false, &[0xff; 160], 160);
+    h.feed_client(p.clone());
+    h.feed_client(p.clone());
+    let mut forged = h.client.rtp(0, false, &[0xff; 160], 160);
+    forged[30] ^= 1;
+    h.feed_client(forged);
+    assert_eq!(h.to_trunk.len(), 1);
+    let st = h.s.stats(Leg::Client);
+    assert_eq!((st.rx.replays, st.rx.auth_failures), (1, 1));
+}
+
+#[test]
+fn sdes_trunk_and_rtcp_reports_on_both_legs() {
+    let p = SrtpProfile::Aes128CmHmacSha1_80;
+    let ours = MasterKey::new(p, &[1; 16], &[2; 14]).unwrap();
+    let theirs = MasterKey::new(p, &[3; 16], &[4; 14]).unwrap();
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, None),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Sdes {
+            local: ours,
+            remote: theirs,
+        },
+    );
+    h.connect();
+    for _ in 0..10 {
+        let p = h.trunk.rtp(0, false, &[0xff; 160], 160);
+        h.feed_trunk(p);
+        let p = h.client.rtp(0, false, &[0x7f; 160], 160);
+        h.feed_client(p);
+        h.advance(Duration::from_millis(20));
+    }
+    assert_eq!((h.to_client.len(), h.to_trunk.len()), (10, 10));
+    h.advance(Duration::from_secs(6));
+    // One SR per leg, decryptable by each far end's SRTCP context.
+    let mut trunk_sr = vec![];
+    for leg in [Leg::Client, Leg::Trunk] {
+        let (_, sr) = h.rtcp.iter().find(|(l, _)| *l == leg).expect("report sent");
+        let mut sr = sr.clone();
+        let far = if leg == Leg::Client {
+            &mut h.client
+        } else {
+            &mut h.trunk
+        };
+        far.rx.as_mut().unwrap().unprotect_rtcp(&mut sr).unwrap();
+        assert_eq!(sr[1], 200, "sender report");
+        let parsed = rtcp::parse(
+            &sr,
+            if leg == Leg::Client {
+                CLIENT_SSRC
+            } else {
+                TRUNK_SSRC
+            },
+        )
+        .unwrap();
+        let block = parsed
+            .block
+            .expect("report block about the far end's stream");
+        assert_eq!(block.extended_max & 0xffff, 1009);
+        assert_eq!(h.s.stats(leg).tx.rtcp_packets, 1);
+        trunk_sr = sr;
+    }
+    // The trunk answers with an RR echoing our SR: RTT appears in the stats.
+    let sr = trunk_sr;
+    let lsr = u32::from_be_bytes([sr[10], sr[11], sr[12], sr[13]]);
+    h.now += Duration::from_millis(100);
+    let mut rr = vec![];
+    let block = rtcp::ReportBlock {
+        ssrc: 0x5e55_0002,
+        fraction_lost: 0,
+        cumulative_lost: 0,
+        extended_max: 0,
+        jitter: 0,
+        lsr,
+        dlsr: 65536 / 20,
+    };
+    rtcp::write_report(&mut rr, TRUNK_SSRC, None, Some(block), "trunk");
+    h.trunk.tx.as_mut().unwrap().protect_rtcp(&mut rr).unwrap();
+    h.feed_trunk(rr);
+    let rtt = h.s.stats(Leg::Trunk).rtt.expect("rtt");
+    // Our SR left at `lsr` (1/65536 s since the session start); the peer held it 50 ms.
+    let expected = (h.now - h.start).as_secs_f64() - lsr as f64 / 65536.0 - 0.05;
+    assert!(
+        (rtt.as_secs_f64() - expected).abs() < 0.002,
+        "{rtt:?} vs {expected}"
+    );
+    assert!(
+        expected > 0.09,
+        "the report was answered 100 ms after it was sent at the earliest"
+    );
+}
+
+#[test]
+fn session_can_move_to_a_driver_task() {
+    fn assert_send<T: Send + 'static>() {}
+    assert_send::<Session>();
+}
+
+#[test]
+fn pcma_client_and_pcmu_trunk_are_transcoded_sample_exactly() {
+    let mut h = Harness::new(
+        (Codec::Pcma, 8, None),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    assert!(h.s.is_transcoding());
+    h.connect();
+    let samples = tone(160, 700.0, 0);
+    let alaw: Vec<u8> = samples.iter().map(|&s| g711::alaw_encode(s)).collect();
+    let p = h.client.rtp(8, true, &alaw, 160);
+    h.feed_client(p);
+    let (hdr, payload) = &h.to_trunk[0];
+    assert_eq!((hdr.payload_type, payload.len()), (0, 160));
+    let expected: Vec<u8> = alaw
+        .iter()
+        .map(|&a| g711::ulaw_encode(g711::alaw_decode(a)))
+        .collect();
+    assert_eq!(payload, &expected);
+}
+
+#[test]
+fn transcoding_path_keeps_continuity_across_a_far_end_ssrc_change() {
+    let mut h = Harness::new(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    for i in 0..10 {
+        let p = h
+            .trunk
+            .rtp(0, false, &pcmu(&tone(160, 500.0, i * 160)), 160);
+        h.feed_trunk(p);
+        h.advance(Duration::from_millis(20));
+    }
+    h.trunk.ssrc = 0x0bad_cafe;
+    h.trunk.seq = 7;
+    h.trunk.ts = 99;
+    for i in 10..20 {
+        let p = h
+            .trunk
+            .rtp(0, false, &pcmu(&tone(160, 500.0, i * 160)), 160);
+        h.feed_trunk(p);
+        h.advance(Duration::from_millis(20));
+    }
+    assert_eq!(h.to_client.len(), 20);
+    check_dense(&h.to_client, 960);
+    assert!(h.to_client[10].0.marker);
+}
