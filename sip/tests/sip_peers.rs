@@ -1,0 +1,646 @@
+//! The user agent against real SIP peers (SIPp, Kamailio) on loopback.
+//! Every peer is bounded in time and killed by pid when the test ends.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use sip::sdp::{Codec, LocalMedia};
+use sip::{EndReason, Event, OutboundCall, UserAgent};
+
+fn sipp_args(scenario: &str, port: u16, media_port: u16, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "-sf".into(),
+        peers_dir().join(scenario).display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-mi".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        media_port.to_string(),
+        "-m".into(),
+        "1".into(),
+        "-timeout".into(),
+        "30s".into(),
+        "-timeout_error".into(),
+        "-nostdin".into(),
+        "-trace_err".into(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// A SIPp UAS answers with 180, 183 with SDP and early-media RTP, then 200:
+/// we see Ringing, EarlyMedia (and its RTP arrives on our port), Answered with
+/// PCMA, and our BYE ends the call (SIPp exits 0 only if it got ACK and BYE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uas_early_media_then_answer() {
+    let scratch = Scratch::new("uas");
+    let sipp_port = free_udp_port();
+    let sipp_media = free_udp_port();
+    let mut sipp = Peer::spawn(
+        "sipp-uas",
+        "sipp",
+        &sipp_args("uas_early_media.xml", sipp_port, sipp_media, &[]),
+        &scratch.0,
+    );
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    wait_udp_bound(sipp_port).await;
+    let (ua, mut events) = UserAgent::start(loopback_config(sipp_port)).await.unwrap();
+    let media = LocalMedia::new("127.0.0.1".parse().unwrap(), rtp_port, 7);
+    let started = Instant::now();
+    let call = ua
+        .call(
+            "peer",
+            OutboundCall {
+                to: "+15551234567".into(),
+                caller_id: Some("+15557654321".into()),
+                media,
+            },
+        )
+        .unwrap();
+    let mut ringing = None;
+    let mut early = None;
+    let answered = loop {
+        match next_event(&mut events, Duration::from_secs(15)).await {
+            Event::Ringing { call: c } if c == call => ringing = Some(started.elapsed()),
+            Event::EarlyMedia { call: c, remote } if c == call => early = Some(remote),
+            Event::Answered {
+                call: c,
+                remote,
+                negotiated,
+            } if c == call => break (remote, negotiated),
+            Event::Ended { reason, .. } => {
+                panic!("call ended: {reason:?}\n{}", sipp.log_text())
+            }
+            _ => {}
+        }
+    };
+    let ringing = ringing.expect("no Ringing event");
+    let early = early.expect("no EarlyMedia event");
+    assert_eq!(early.port, sipp_media);
+    assert_eq!(early.telephone_event_pt, Some(101));
+    assert_eq!(answered.1.codec, Codec::Pcma);
+    assert_eq!(answered.1.payload_type, 8);
+    assert_eq!(answered.0.port, sipp_media);
+    // The early media RTP (g711a.pcap played from the 183) reached our port.
+    let mut buf = [0u8; 2048];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(5), rtp.recv_from(&mut buf))
+        .await
+        .expect("no early-media RTP arrived")
+        .unwrap();
+    assert!(n >= 12, "short RTP packet");
+    assert_eq!(buf[0] >> 6, 2, "RTP version");
+    assert_eq!(buf[1] & 0x7f, 8, "PCMA payload type");
+    assert!(from.ip().is_loopback());
+    eprintln!("outbound INVITE -> Ringing event: {ringing:?}");
+    ua.hangup(&call).unwrap();
+    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    assert!(matches!(
+        ended,
+        Event::Ended {
+            reason: EndReason::LocalHangup,
+            ..
+        }
+    ));
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
+
+/// A carrier-style SIPp UAC calls in with P-Asserted-Identity and
+/// Session-Expires: 100 and 180 come back within 1 s (the scenario's 180 has a
+/// 1000 ms timeout), we answer, SIPp holds (sendonly → we answer recvonly) and
+/// resumes by re-INVITE, then hangs up with BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_carrier_calls_in_hold_resume_bye() {
+    let scratch = Scratch::new("uac");
+    let sipp_port = free_udp_port();
+    let sipp_media = free_udp_port();
+    let (ua, mut events) = UserAgent::start(loopback_config(sipp_port)).await.unwrap();
+    let target = ua.local_addr().to_string();
+    let mut sipp = Peer::spawn(
+        "sipp-uac",
+        "sipp",
+        &sipp_args(
+            "uac_carrier.xml",
+            sipp_port,
+            sipp_media,
+            &["-s", "+15551234567", &target],
+        ),
+        &scratch.0,
+    );
+    let (call, offer) = match next_event(&mut events, Duration::from_secs(10)).await {
+        Event::Incoming {
+            call,
+            trunk,
+            from,
+            to,
+            offer,
+        } => {
+            assert_eq!(trunk, "peer");
+            assert_eq!(from, "+15550001111", "caller from P-Asserted-Identity");
+            assert_eq!(to, "+15551234567");
+            (call, offer.expect("offer"))
+        }
+        other => panic!("expected Incoming, got {other:?}\n{}", sipp.log_text()),
+    };
+    assert_eq!(offer.port, sipp_media);
+    let media = LocalMedia::new("127.0.0.1".parse().unwrap(), 40000, 9);
+    let negotiated = ua.answer(&call, media).unwrap().unwrap();
+    assert_eq!(negotiated.codec, Codec::Pcmu);
+    let hold = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::MediaUpdate { .. } | Event::Ended { .. })
+    })
+    .await;
+    match hold {
+        Event::MediaUpdate { remote, .. } => assert!(remote.is_hold()),
+        other => panic!("expected hold, got {other:?}"),
+    }
+    let resume = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::MediaUpdate { .. } | Event::Ended { .. })
+    })
+    .await;
+    match resume {
+        Event::MediaUpdate { remote, .. } => assert!(!remote.is_hold()),
+        other => panic!("expected resume, got {other:?}"),
+    }
+    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            ended,
+            Event::Ended {
+                reason: EndReason::RemoteHangup,
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
+
+async fn run_uas_scenario(scenario: &str) -> (Peer, u16, Scratch) {
+    let scratch = Scratch::new(scenario.trim_end_matches(".xml"));
+    let sipp_port = free_udp_port();
+    let sipp_media = free_udp_port();
+    let sipp = Peer::spawn(
+        "sipp-uas",
+        "sipp",
+        &sipp_args(scenario, sipp_port, sipp_media, &[]),
+        &scratch.0,
+    );
+    wait_udp_bound(sipp_port).await;
+    (sipp, sipp_port, scratch)
+}
+
+fn pcmu_media() -> LocalMedia {
+    LocalMedia::new("127.0.0.1".parse().unwrap(), 41000, 3)
+}
+
+fn call_to(number: &str) -> OutboundCall {
+    OutboundCall {
+        to: number.into(),
+        caller_id: None,
+        media: pcmu_media(),
+    }
+}
+
+/// CANCEL before the answer: SIPp answers 200 to the CANCEL and 487 to the
+/// INVITE and requires our ACK of the 487.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_cancel_before_answer() {
+    let (mut sipp, port, _scratch) = run_uas_scenario("uas_cancel.xml").await;
+    let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
+    let call = ua.call("peer", call_to("+15550000001")).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ringing { .. })
+    })
+    .await;
+    ua.hangup(&call).unwrap();
+    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            ended,
+            Event::Ended {
+                reason: EndReason::LocalHangup,
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
+
+/// The CANCEL/200 race: the 200 crosses our CANCEL; we ACK it, then send BYE
+/// (SIPp exits 0 only after both), and report a local hangup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_cancel_200_race_acks_then_byes() {
+    let (mut sipp, port, _scratch) = run_uas_scenario("uas_cancel_200_race.xml").await;
+    let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
+    let call = ua.call("peer", call_to("+15550000002")).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ringing { .. })
+    })
+    .await;
+    ua.hangup(&call).unwrap();
+    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. } | Event::Answered { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            ended,
+            Event::Ended {
+                reason: EndReason::LocalHangup,
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
+
+struct Kamailio {
+    peer: Peer,
+    port: u16,
+}
+
+async fn start_kamailio(scratch: &Scratch, uas_port: u16, password: &str) -> Kamailio {
+    let port = free_udp_port();
+    let cfg = std::fs::read_to_string(peers_dir().join("kamailio-digest.cfg.in"))
+        .unwrap()
+        .replace("@KAM_PORT@", &port.to_string())
+        .replace("@UAS_PORT@", &uas_port.to_string())
+        .replace("@PASSWORD@", password);
+    let cfg_path = scratch.0.join("kamailio.cfg");
+    std::fs::write(&cfg_path, cfg).unwrap();
+    let run_dir = scratch.0.join("run");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    let peer = Peer::spawn(
+        "kamailio",
+        "timeout",
+        &[
+            "60".into(),
+            "kamailio".into(),
+            "-f".into(),
+            cfg_path.display().to_string(),
+            "-DD".into(),
+            "-E".into(),
+            "-n".into(),
+            "1".into(),
+            "-Y".into(),
+            run_dir.display().to_string(),
+            "-P".into(),
+            scratch.0.join("kamailio.pid").display().to_string(),
+        ],
+        &scratch.0,
+    );
+    wait_udp_bound(port).await;
+    Kamailio { peer, port }
+}
+
+fn kamailio_trunk_config(kam_port: u16, password: &str) -> sip::Config {
+    let mut config = loopback_config(kam_port);
+    let t = &mut config.trunks[0];
+    t.credentials = Some(sip::digest::Credentials {
+        username: "alice".into(),
+        password: password.into(),
+    });
+    t.register = true;
+    t.register_expires = Duration::from_secs(120);
+    config
+}
+
+/// Kamailio as registrar and proxy requiring SHA-256 digest: REGISTER goes
+/// through 401, INVITE through 407 and is relayed (record-routed) to a SIPp
+/// UAS; the call is answered and our BYE follows the route set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_sha256_register_and_invite() {
+    let (mut sipp, uas_port, scratch) = run_uas_scenario("uas_answer.xml").await;
+    let kam = start_kamailio(&scratch, uas_port, "s3cret").await;
+    let (ua, mut events) = UserAgent::start(kamailio_trunk_config(kam.port, "s3cret"))
+        .await
+        .unwrap();
+    let reg = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Registration { .. })
+    })
+    .await;
+    match reg {
+        Event::Registration {
+            state: sip::RegistrationState::Registered { expires },
+            ..
+        } => assert!(expires.as_secs() > 0),
+        other => panic!("registration failed: {other:?}\n{}", kam.peer.log_text()),
+    }
+    let call = ua.call("peer", call_to("+15550000003")).unwrap();
+    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. } | Event::Ended { .. })
+    })
+    .await;
+    assert!(
+        matches!(answered, Event::Answered { .. }),
+        "{answered:?}\n{}",
+        kam.peer.log_text()
+    );
+    ua.hangup(&call).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    let log = kam.peer.log_text();
+    assert!(
+        log.contains("REGISTER from"),
+        "no 401 challenge seen:\n{log}"
+    );
+    assert!(log.contains("INVITE from"), "no 407 challenge seen:\n{log}");
+    for method in ["REGISTER", "INVITE"] {
+        let line = log
+            .lines()
+            .find(|l| l.contains(&format!("{method} authorized:")))
+            .unwrap_or_else(|| panic!("{method} never authorized:\n{log}"));
+        assert!(line.contains("algorithm=SHA-256"), "{line}");
+        assert!(line.contains("qop=auth"), "{line}");
+        assert!(line.contains("nc=00000001"), "{line}");
+    }
+    ua.shutdown();
+}
+
+/// A wrong password fails fast with a clear reason and no loop: REGISTER and
+/// INVITE each stop at the second challenge with `AuthRejected`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_wrong_password_fails_fast() {
+    let scratch = Scratch::new("kam-wrong");
+    let kam = start_kamailio(&scratch, 9, "right-password").await;
+    let started = Instant::now();
+    let (ua, mut events) = UserAgent::start(kamailio_trunk_config(kam.port, "wrong"))
+        .await
+        .unwrap();
+    let reg = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Registration { .. })
+    })
+    .await;
+    match reg {
+        Event::Registration {
+            state: sip::RegistrationState::Failed { reason, .. },
+            ..
+        } => assert!(
+            matches!(reason, sip::Error::AuthRejected { ref realm } if realm == "127.0.0.1"),
+            "{reason:?}"
+        ),
+        other => panic!("expected a failed registration, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let call = ua.call("peer", call_to("+15550000004")).unwrap();
+    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    match ended {
+        Event::Ended {
+            call: c,
+            reason: EndReason::Failed(sip::Error::AuthRejected { .. }),
+        } => assert_eq!(c, call),
+        other => panic!(
+            "expected AuthRejected, got {other:?}\n{}",
+            kam.peer.log_text()
+        ),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let log = kam.peer.log_text();
+    assert_eq!(
+        log.matches("INVITE from").count(),
+        2,
+        "exactly two INVITE challenges, no loop:\n{log}"
+    );
+    ua.shutdown();
+}
+
+/// Forked answers: two 200s with different To tags. We keep the first, ACK
+/// both, BYE the second at once and the first when we hang up (SIPp checks
+/// the tags and Request-URIs of both BYEs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_forked_200_first_wins_second_byed() {
+    let (mut sipp, port, _scratch) = run_uas_scenario("uas_forked_200.xml").await;
+    let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
+    let call = ua.call("peer", call_to("+15550000005")).unwrap();
+    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. } | Event::Ended { .. })
+    })
+    .await;
+    assert!(matches!(answered, Event::Answered { .. }), "{answered:?}");
+    // Let the second dialog's BYE go out before ours.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ua.hangup(&call).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
+
+/// The trunk over TCP: SIPp as a TCP UAS (`-t t1`); INVITE, 180, 200, ACK and
+/// our BYE all go over the connection we opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uas_over_tcp() {
+    let scratch = Scratch::new("uas-tcp");
+    let port = free_udp_port();
+    let media = free_udp_port();
+    let mut sipp = Peer::spawn(
+        "sipp-uas",
+        "sipp",
+        &sipp_args("uas_answer.xml", port, media, &["-t", "t1"]),
+        &scratch.0,
+    );
+    // Wait for SIPp's TCP listener.
+    let mut ready = false;
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(ready, "sipp did not listen on TCP {port}");
+    let mut config = loopback_config(port);
+    config.trunks[0].transport = sip::Transport::Tcp;
+    let (ua, mut events) = UserAgent::start(config).await.unwrap();
+    let call = ua.call("peer", call_to("+15550000006")).unwrap();
+    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. } | Event::Ended { .. })
+    })
+    .await;
+    assert!(
+        matches!(answered, Event::Answered { .. }),
+        "{answered:?}\n{}",
+        sipp.log_text()
+    );
+    ua.hangup(&call).unwrap();
+    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    assert!(matches!(
+        ended,
+        Event::Ended {
+            reason: EndReason::LocalHangup,
+            ..
+        }
+    ));
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
+
+/// We hold and resume an inbound call by re-INVITE (sendonly, then sendrecv);
+/// SIPp checks the directions we offer and answers recvonly/sendrecv.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_held_and_resumed_by_us() {
+    let scratch = Scratch::new("uac-held");
+    let sipp_port = free_udp_port();
+    let sipp_media = free_udp_port();
+    let (ua, mut events) = UserAgent::start(loopback_config(sipp_port)).await.unwrap();
+    let target = ua.local_addr().to_string();
+    let mut sipp = Peer::spawn(
+        "sipp-uac",
+        "sipp",
+        &sipp_args(
+            "uac_held_by_us.xml",
+            sipp_port,
+            sipp_media,
+            &["-s", "+15551234567", &target],
+        ),
+        &scratch.0,
+    );
+    let call = match next_event(&mut events, Duration::from_secs(10)).await {
+        Event::Incoming { call, .. } => call,
+        other => panic!("expected Incoming, got {other:?}\n{}", sipp.log_text()),
+    };
+    let mut media = LocalMedia::new("127.0.0.1".parse().unwrap(), 40002, 11);
+    ua.answer(&call, media.clone()).unwrap();
+    media.direction = sip::sdp::Direction::SendOnly;
+    let held = ua.update_media(&call, media.clone()).await.unwrap();
+    assert_eq!(held.direction, sip::sdp::Direction::RecvOnly);
+    media.direction = sip::sdp::Direction::SendRecv;
+    let resumed = ua.update_media(&call, media).await.unwrap();
+    assert_eq!(resumed.direction, sip::sdp::Direction::SendRecv);
+    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            ended,
+            Event::Ended {
+                reason: EndReason::RemoteHangup,
+                ..
+            }
+        ),
+        "{ended:?}"
+    );
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
+
+/// A 302 is followed: the INVITE goes to the Contact (a second SIPp UAS,
+/// which answers); the redirect server gets the ACK of its 302.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_302_redirect_followed() {
+    let (mut uas, uas_port, scratch) = run_uas_scenario("uas_answer.xml").await;
+    let redirect_port = free_udp_port();
+    let target = format!("sip:+15550000007@127.0.0.1:{uas_port}");
+    let mut redirect = Peer::spawn(
+        "sipp-redirect",
+        "sipp",
+        &sipp_args(
+            "uas_redirect.xml",
+            redirect_port,
+            free_udp_port(),
+            &["-key", "target", &target],
+        ),
+        &scratch.0,
+    );
+    wait_udp_bound(redirect_port).await;
+    let (ua, mut events) = UserAgent::start(loopback_config(redirect_port))
+        .await
+        .unwrap();
+    let call = ua.call("peer", call_to("+15550000007")).unwrap();
+    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. } | Event::Ended { .. })
+    })
+    .await;
+    assert!(
+        matches!(answered, Event::Answered { .. }),
+        "{answered:?}\n{}",
+        redirect.log_text()
+    );
+    ua.hangup(&call).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    assert_eq!(
+        redirect.wait(Duration::from_secs(10)).await,
+        Some(0),
+        "redirect sipp failed:\n{}",
+        redirect.log_text()
+    );
+    assert_eq!(
+        uas.wait(Duration::from_secs(10)).await,
+        Some(0),
+        "uas sipp failed:\n{}",
+        uas.log_text()
+    );
+    ua.shutdown();
+}
+
+/// As refresher of a session timer the answerer imposed (2 s,
+/// `refresher=uac`): a re-INVITE with Session-Expires goes out within the
+/// interval (SIPp's receive has a 1.9 s timeout), then our BYE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_session_timer_we_refresh() {
+    let (mut sipp, port, _scratch) = run_uas_scenario("uas_session_timer.xml").await;
+    let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
+    let call = ua.call("peer", call_to("+15550000008")).unwrap();
+    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. } | Event::Ended { .. })
+    })
+    .await;
+    assert!(matches!(answered, Event::Answered { .. }), "{answered:?}");
+    // The refresh is due after 1 s (half the interval).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ua.hangup(&call).unwrap();
+    wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
+    let code = sipp.wait(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
