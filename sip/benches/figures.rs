@@ -1,7 +1,9 @@
 //! Figures for the closing note, on one core:
 //! - SIP messages parsed per second (rsipstack's parser, as the UA uses it,
 //!   plus our SDP and digest-challenge parsers);
-//! - inbound INVITE → 180 latency of the running user agent on loopback.
+//! - inbound INVITE → 180 latency of the running user agent on loopback;
+//! - malformed requests answered with 400 per second by the datagram screen
+//!   (windows of 100 datagrams over loopback).
 //!
 //! `cargo bench -p jsg-sip --bench figures` prints them; under `cargo test`
 //! (no `--bench` argument) it runs a few iterations only, as a smoke test.
@@ -35,16 +37,15 @@ fn parse_rate(n: u32) -> (f64, f64) {
 }
 
 async fn invite_to_180(calls: u32) -> Vec<Duration> {
-    let config = sip::Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        rate_limit: 0,
-        trunks: vec![sip::TrunkConfig {
-            name: "bench".into(),
-            allowed_sources: vec![sip::IpNet::parse("127.0.0.0/8").unwrap()],
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
+    let mut config = sip::Config::default();
+    config
+        .bind("127.0.0.1:0".parse().unwrap())
+        .rate_limit(0)
+        .trunk(
+            sip::TrunkConfig::new("bench", "127.0.0.1")
+                .allowed_sources(vec![sip::IpNet::parse("127.0.0.0/8").unwrap()])
+                .clone(),
+        );
     let (ua, mut events) = sip::UserAgent::start(config).await.unwrap();
     let target = ua.local_addr();
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -100,6 +101,41 @@ async fn invite_to_180(calls: u32) -> Vec<Duration> {
     out
 }
 
+async fn bad_request_rate(total: u32) -> f64 {
+    let mut config = sip::Config::default();
+    config.bind("127.0.0.1:0".parse().unwrap()).rate_limit(0);
+    let (ua, _events) = sip::UserAgent::start(config).await.unwrap();
+    let target = ua.local_addr();
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = sock.local_addr().unwrap();
+    let mut buf = vec![0u8; 65535];
+    let start = Instant::now();
+    let mut answered = 0u32;
+    let mut i = 0u32;
+    while i < total {
+        let window = (total - i).min(100);
+        for _ in 0..window {
+            let bad = format!(
+                "INVITE sip:+15551234567@{target} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKx{i};rport\r\nMax-Forwards: 70\r\nFrom: <sip:+15550001111@{me}>;tag=x{i}\r\nTo: <sip:+15551234567@{target}>\r\nCall-ID: bad-{i}\r\nCSeq: one INVITE\r\nContent-Length: 0\r\n\r\n"
+            );
+            sock.send_to(bad.as_bytes(), target).await.unwrap();
+            i += 1;
+        }
+        for _ in 0..window {
+            let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+                .await
+                .expect("no 400 within 5 s")
+                .unwrap();
+            assert!(buf[..n].starts_with(b"SIP/2.0 400 "));
+            answered += 1;
+        }
+    }
+    let rate = f64::from(answered) / start.elapsed().as_secs_f64();
+    assert_eq!(ua.wire_stats().bad_request, u64::from(total));
+    ua.shutdown();
+    rate
+}
+
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
     let (parse_n, calls) = if bench { (200_000, 500) } else { (200, 5) };
@@ -109,6 +145,7 @@ fn main() {
         .build()
         .unwrap();
     let mut lat = rt.block_on(invite_to_180(calls));
+    let bad_rate = rt.block_on(bad_request_rate(if bench { 20_000 } else { 200 }));
     lat.sort();
     let pct = |p: usize| lat[(lat.len() * p / 100).min(lat.len() - 1)];
     println!(
@@ -122,5 +159,8 @@ fn main() {
         pct(50),
         pct(99),
         lat[lat.len() - 1]
+    );
+    println!(
+        "malformed requests answered with 400 + Warning on loopback, current-thread runtime: {bad_rate:.0} per s"
     );
 }

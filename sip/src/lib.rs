@@ -9,7 +9,7 @@
 //! # async fn run() -> Result<(), sip::Error> {
 //! use sip::{Config, Event, TrunkConfig, UserAgent};
 //! let mut config = Config::default();
-//! config.trunks.push(TrunkConfig::default());
+//! config.trunk(TrunkConfig::new("carrier", "sip.example.net"));
 //! let (ua, mut events) = UserAgent::start(config).await?;
 //! while let Some(event) = events.recv().await {
 //!     match event {
@@ -29,10 +29,12 @@
 mod config;
 pub mod digest;
 mod error;
+mod pii;
 pub mod sdp;
 mod text;
 mod ua;
 
 pub use config::{Config, IpNet, NumberFormat, Transport, TrunkConfig};
 pub use error::Error;
-pub use ua::{CallId, EndReason, Event, OutboundCall, RegistrationState, UserAgent};
+pub use pii::Pii;
+pub use ua::{CallId, EndReason, Event, OutboundCall, RegistrationState, UserAgent, WireStats};

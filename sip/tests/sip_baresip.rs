@@ -89,7 +89,7 @@ async fn baresip_answers_and_hears_our_rtp() {
     wait_udp_bound(port).await;
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let mut config = loopback_config(port);
-    config.trunks[0].codecs = vec![Codec::Pcmu];
+    config.trunk_mut("peer").unwrap().codecs(vec![Codec::Pcmu]);
     let (ua, mut events) = UserAgent::start(config).await.unwrap();
     let media = LocalMedia::new(
         "127.0.0.1".parse().unwrap(),

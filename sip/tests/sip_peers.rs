@@ -285,7 +285,15 @@ struct Kamailio {
 }
 
 async fn start_kamailio(scratch: &Scratch, uas_port: u16, password: &str) -> Kamailio {
-    let port = free_udp_port();
+    start_kamailio_on(scratch, free_udp_port(), uas_port, password).await
+}
+
+async fn start_kamailio_on(
+    scratch: &Scratch,
+    port: u16,
+    uas_port: u16,
+    password: &str,
+) -> Kamailio {
     let cfg = std::fs::read_to_string(peers_dir().join("kamailio-digest.cfg.in"))
         .unwrap()
         .replace("@KAM_PORT@", &port.to_string())
@@ -320,13 +328,15 @@ async fn start_kamailio(scratch: &Scratch, uas_port: u16, password: &str) -> Kam
 
 fn kamailio_trunk_config(kam_port: u16, password: &str) -> sip::Config {
     let mut config = loopback_config(kam_port);
-    let t = &mut config.trunks[0];
-    t.credentials = Some(sip::digest::Credentials {
-        username: "alice".into(),
-        password: password.into(),
-    });
-    t.register = true;
-    t.register_expires = Duration::from_secs(120);
+    config
+        .trunk_mut("peer")
+        .unwrap()
+        .credentials(Some(sip::digest::Credentials {
+            username: "alice".into(),
+            password: password.into(),
+        }))
+        .register(true)
+        .register_expires(Duration::from_secs(120));
     config
 }
 
@@ -488,7 +498,10 @@ async fn sipp_uas_over_tcp() {
     }
     assert!(ready, "sipp did not listen on TCP {port}");
     let mut config = loopback_config(port);
-    config.trunks[0].transport = sip::Transport::Tcp;
+    config
+        .trunk_mut("peer")
+        .unwrap()
+        .transport(sip::Transport::Tcp);
     let (ua, mut events) = UserAgent::start(config).await.unwrap();
     let call = ua.call("peer", call_to("+15550000006")).unwrap();
     let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
@@ -521,7 +534,18 @@ async fn sipp_uas_over_tcp() {
 /// SIPp checks the directions we offer and answers recvonly/sendrecv.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_uac_held_and_resumed_by_us() {
-    let scratch = Scratch::new("uac-held");
+    held_and_resumed_by_us("uac_held_by_us.xml", false).await;
+}
+
+/// The same hold and resume with UPDATE (RFC 3311) instead of re-INVITE;
+/// SIPp expects UPDATE requests and no ACK after its 200s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_uac_held_and_resumed_by_update() {
+    held_and_resumed_by_us("uac_updated_by_us.xml", true).await;
+}
+
+async fn held_and_resumed_by_us(scenario: &str, by_update: bool) {
+    let scratch = Scratch::new(scenario.trim_end_matches(".xml"));
     let sipp_port = free_udp_port();
     let sipp_media = free_udp_port();
     let (ua, mut events) = UserAgent::start(loopback_config(sipp_port)).await.unwrap();
@@ -530,7 +554,7 @@ async fn sipp_uac_held_and_resumed_by_us() {
         "sipp-uac",
         "sipp",
         &sipp_args(
-            "uac_held_by_us.xml",
+            scenario,
             sipp_port,
             sipp_media,
             &["-s", "+15551234567", &target],
@@ -543,11 +567,22 @@ async fn sipp_uac_held_and_resumed_by_us() {
     };
     let mut media = LocalMedia::new("127.0.0.1".parse().unwrap(), 40002, 11);
     ua.answer(&call, media.clone()).unwrap();
+    let offer = |media: LocalMedia| {
+        let ua = ua.clone();
+        let call = call.clone();
+        async move {
+            if by_update {
+                ua.update_media_by_update(&call, media).await
+            } else {
+                ua.update_media(&call, media).await
+            }
+        }
+    };
     media.direction = sip::sdp::Direction::SendOnly;
-    let held = ua.update_media(&call, media.clone()).await.unwrap();
+    let held = offer(media.clone()).await.unwrap();
     assert_eq!(held.direction, sip::sdp::Direction::RecvOnly);
     media.direction = sip::sdp::Direction::SendRecv;
-    let resumed = ua.update_media(&call, media).await.unwrap();
+    let resumed = offer(media).await.unwrap();
     assert_eq!(resumed.direction, sip::sdp::Direction::SendRecv);
     let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
         matches!(e, Event::Ended { .. })
@@ -642,5 +677,97 @@ async fn sipp_session_timer_we_refresh() {
     .await;
     let code = sipp.wait(Duration::from_secs(15)).await;
     assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    ua.shutdown();
+}
+
+/// Registration robustness against Kamailio: with 4 s granted, the refresh
+/// comes at about half (2 s); when Kamailio dies the refresh times out and
+/// is retried with a growing backoff; once Kamailio is back on the same
+/// port we register again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_register_refresh_backoff_and_recovery() {
+    let scratch = Scratch::new("kam-refresh");
+    let kam = start_kamailio(&scratch, 9, "s3cret").await;
+    let port = kam.port;
+    let mut config = kamailio_trunk_config(port, "s3cret");
+    config
+        .trunk_mut("peer")
+        .unwrap()
+        .register_expires(Duration::from_secs(4));
+    // Timer F = 64×T1 = 1.6 s: a lost registrar is noticed quickly.
+    config.t1(Duration::from_millis(25));
+    let (ua, mut events) = UserAgent::start(config).await.unwrap();
+    let mut registered_at = Vec::new();
+    while registered_at.len() < 3 {
+        match wait_for(&mut events, Duration::from_secs(10), |e| {
+            matches!(e, Event::Registration { .. })
+        })
+        .await
+        {
+            Event::Registration {
+                state: sip::RegistrationState::Registered { expires },
+                ..
+            } => {
+                assert_eq!(expires, Duration::from_secs(4));
+                registered_at.push(Instant::now());
+            }
+            other => panic!("{other:?}\n{}", kam.peer.log_text()),
+        }
+    }
+    for w in registered_at.windows(2) {
+        let gap = w[1] - w[0];
+        eprintln!("refresh after {gap:?}");
+        assert!(
+            gap >= Duration::from_millis(1700) && gap <= Duration::from_millis(2600),
+            "refresh after {gap:?}, want about 2 s"
+        );
+    }
+    assert!(
+        kam.peer.log_text().matches("REGISTER authorized").count() >= 3,
+        "{}",
+        kam.peer.log_text()
+    );
+    // Network loss: the registrar disappears.
+    drop(kam);
+    let lost = Instant::now();
+    let mut retries = Vec::new();
+    while retries.len() < 2 {
+        match wait_for(&mut events, Duration::from_secs(10), |e| {
+            matches!(e, Event::Registration { .. })
+        })
+        .await
+        {
+            Event::Registration {
+                state: sip::RegistrationState::Failed { reason, retry_in },
+                ..
+            } => {
+                assert!(matches!(reason, sip::Error::TimedOut(_)), "{reason:?}");
+                retries.push(retry_in);
+            }
+            other => panic!("registered without a registrar: {other:?}"),
+        }
+    }
+    eprintln!(
+        "failures noticed after {:?}, backoff {retries:?}",
+        lost.elapsed()
+    );
+    assert_eq!(retries, [Duration::from_secs(1), Duration::from_secs(2)]);
+    // The registrar comes back on the same port: we register again.
+    let back = start_kamailio_on(&scratch, port, 9, "s3cret").await;
+    let restarted = Instant::now();
+    match wait_for(&mut events, Duration::from_secs(10), |e| {
+        matches!(e, Event::Registration { .. })
+    })
+    .await
+    {
+        Event::Registration {
+            state: sip::RegistrationState::Registered { .. },
+            ..
+        } => {}
+        other => panic!("{other:?}\n{}", back.peer.log_text()),
+    }
+    eprintln!("re-registered {:?} after the restart", restarted.elapsed());
+    assert!(restarted.elapsed() < Duration::from_secs(6));
+    assert!(back.peer.log_text().contains("REGISTER authorized"));
     ua.shutdown();
 }

@@ -69,12 +69,12 @@ pub enum RegistrationState {
 }
 
 /// What the user agent reports. Drain the receiver returned by
-/// [`UserAgent::start`] continuously.
+/// [`UserAgent::start`](crate::UserAgent::start) continuously.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Event {
     /// A trunk calls us. 100 and 180 are already sent; answer with
-    /// [`UserAgent::answer`] or refuse with [`UserAgent::reject`].
+    /// [`UserAgent::answer`](crate::UserAgent::answer) or refuse with [`UserAgent::reject`](crate::UserAgent::reject).
     Incoming {
         /// The call.
         call: CallId,

@@ -46,15 +46,15 @@ impl Inner {
             .and_then(|a| a.get_socketaddr().ok());
         let method = tx.original.method;
         if let Some(ip) = src.map(|s| s.ip()) {
-            if method != Method::Ack && method != Method::Cancel && !self.admit(ip) {
-                debug!(%ip, %method, "rate limited: 503");
+            if method != Method::Ack && method != Method::Cancel && !self.limiter.admit(ip) {
+                debug!(ip = %Pii(ip), %method, "rate limited: 503");
                 self.reply(&mut tx, 503, &[("Retry-After", "5")]).await;
                 return;
             }
         }
         let Some(trunk) = src.and_then(|s| self.trunk_for_source(s.ip())) else {
             // RFC 3261 §8.2: refuse without telling whether the number exists.
-            info!(src = ?src, %method, "request from an unauthorized source: 403");
+            info!(src = ?src.map(Pii), %method, "request from an unauthorized source: 403");
             self.reply(&mut tx, 403, &[]).await;
             return;
         };

@@ -58,28 +58,6 @@ impl Inner {
         }
     }
 
-    /// Takes one token from `ip`'s bucket; false when it is empty.
-    pub(super) fn admit(&self, ip: IpAddr) -> bool {
-        let rate = f64::from(self.config.rate_limit);
-        if rate == 0.0 {
-            return true;
-        }
-        let now = std::time::Instant::now();
-        let mut buckets = lock(&self.buckets);
-        if buckets.len() > 10_000 {
-            buckets.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(10));
-        }
-        let (tokens, last) = buckets.entry(ip).or_insert((rate, now));
-        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-
     // ---------------------------------------------------------------- REGISTER
 
     pub(super) async fn register_loop(self: Arc<Self>, idx: usize) {
@@ -141,6 +119,11 @@ impl Inner {
                 }
                 other => {
                     let reason = match other {
+                        // rsipstack reports Timer F as a local 408: the
+                        // registrar is unreachable (a network loss).
+                        Ok(resp) if status_of(&resp) == 408 => {
+                            Error::TimedOut("no answer from the registrar")
+                        }
                         Ok(resp) => Error::PeerIncompatible(format!(
                             "registrar answered {} {}",
                             status_of(&resp),

@@ -1,11 +1,13 @@
 //! The user agent: a handle ([`UserAgent`]) plus an event stream ([`Event`]),
 //! over rsipstack's transport and transaction layers.
 //!
-//! rsipstack provides the UDP transport, the four transaction state machines
-//! of [RFC 3261 §17](https://www.rfc-editor.org/rfc/rfc3261#section-17) with
-//! their timers, and the ACK of final responses. This module holds the dialogs
-//! (one per call), digest authentication ([`crate::digest`]), registration and
-//! the offer/answer ([`crate::sdp`]).
+//! rsipstack provides the transports (UDP, TCP, TLS with rustls), the four
+//! transaction state machines of [RFC 3261 §17](https://www.rfc-editor.org/rfc/rfc3261#section-17)
+//! with their timers, and the ACK of final responses. This module owns the
+//! UDP socket and screens every datagram before rsipstack sees it
+//! (`wire`: 400 with `Warning` for malformed requests, 501 for unknown
+//! methods), and holds the dialogs (one per call), digest authentication
+//! ([`crate::digest`]), registration and the offer/answer ([`crate::sdp`]).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,9 +29,14 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Config, Transport, TrunkConfig};
 use crate::digest::{parse_challenges, Authenticator, ChallengeKind};
+use crate::pii::Pii;
 use crate::sdp::{LocalMedia, Negotiated, RemoteMedia};
 use crate::text;
 use crate::Error;
+
+/// The root certificates used for TLS trunks when [`Config::tls_roots`] is
+/// not set (Debian's `ca-certificates`).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO";
 
@@ -37,8 +44,10 @@ mod event;
 mod inbound;
 mod maintenance;
 mod outbound;
+mod wire;
 
 pub use event::{CallId, EndReason, Event, OutboundCall, RegistrationState};
+pub use wire::WireStats;
 
 struct Call {
     trunk: usize,
@@ -80,7 +89,46 @@ struct Inner {
     events: mpsc::UnboundedSender<Event>,
     rng: Mutex<StdRng>,
     cancel: CancellationToken,
+    limiter: Arc<RateLimiter>,
+    wire: Arc<wire::Counters>,
+}
+
+/// A token bucket per source IP: `rate` requests per second with a burst of
+/// the same size; a rate of 0 admits everything.
+pub(crate) struct RateLimiter {
+    rate: u32,
     buckets: Mutex<HashMap<IpAddr, (f64, std::time::Instant)>>,
+}
+
+impl RateLimiter {
+    fn new(rate: u32) -> Self {
+        Self {
+            rate,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes one token from `ip`'s bucket; false when it is empty.
+    pub(crate) fn admit(&self, ip: IpAddr) -> bool {
+        let rate = f64::from(self.rate);
+        if self.rate == 0 {
+            return true;
+        }
+        let now = std::time::Instant::now();
+        let mut buckets = lock(&self.buckets);
+        if buckets.len() > 10_000 {
+            buckets.retain(|_, (_, t)| now.duration_since(*t) < Duration::from_secs(10));
+        }
+        let (tokens, last) = buckets.entry(ip).or_insert((rate, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 /// The SIP user agent: a cheap, cloneable handle. Commands return at once;
@@ -91,8 +139,9 @@ struct Inner {
 /// use sip::{Config, TrunkConfig, UserAgent, Event, OutboundCall};
 /// use sip::sdp::LocalMedia;
 /// let mut config = Config::default();
-/// config.bind = "127.0.0.1:5070".parse().unwrap();
-/// config.trunks.push(TrunkConfig { name: "carrier".into(), ..Default::default() });
+/// config
+///     .bind("127.0.0.1:5070".parse().unwrap())
+///     .trunk(TrunkConfig::new("carrier", "sip.example.net"));
 /// let (ua, mut events) = UserAgent::start(config).await?;
 /// let media = LocalMedia::new("127.0.0.1".parse().unwrap(), 30000, 1);
 /// let call = ua.call("carrier", OutboundCall { to: "+15551234567".into(), caller_id: None, media })?;
@@ -131,13 +180,46 @@ impl UserAgent {
         let cancel = CancellationToken::new();
         let transport_layer = TransportLayer::new(cancel.child_token());
         let external = config.public_ip.map(|ip| SocketAddr::new(ip, 0));
-        let udp =
-            UdpConnection::create_connection(config.bind, None, Some(cancel.child_token())).await?;
-        let local = udp
-            .get_addr()
-            .get_socketaddr()
+        // We own the UDP socket: the screen in front of rsipstack answers
+        // malformed requests (400) and unknown methods (501) itself.
+        let socket = tokio::net::UdpSocket::bind(config.bind)
+            .await
+            .map_err(|e| Error::Transport(format!("bind {}: {e}", config.bind)))?;
+        let local = socket
+            .local_addr()
             .map_err(|e| Error::Transport(e.to_string()))?;
+        let limiter = Arc::new(RateLimiter::new(config.rate_limit));
+        let counters = Arc::new(wire::Counters::default());
+        let screened = wire::ScreenedSocket {
+            socket,
+            host: fmt_hostport(local.ip(), local.port()),
+            counters: counters.clone(),
+            limiter: limiter.clone(),
+        };
+        let udp = UdpConnection::from_socket(Arc::new(screened), None, Some(cancel.child_token()))
+            .await?;
         transport_layer.add_transport(udp.into());
+        if config.trunks.iter().any(|t| t.transport == Transport::Tls) {
+            let path = config
+                .tls_roots
+                .clone()
+                .unwrap_or_else(|| SYSTEM_ROOTS.into());
+            let pem = std::fs::read(&path)
+                .map_err(|e| Error::Transport(format!("TLS roots {}: {e}", path.display())))?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(Error::Transport(format!(
+                    "TLS roots {}: no PEM certificate",
+                    path.display()
+                )));
+            }
+            // No server certificate: we only connect out. SNI is the host of
+            // the target URI (the trunk's host), and rustls verifies the
+            // certificate chain and that name.
+            transport_layer.set_tls_config(rsipstack::transport::TlsConfig {
+                ca_certs: Some(pem),
+                ..Default::default()
+            });
+        }
         if config.trunks.iter().any(|t| t.transport == Transport::Tcp) {
             let tcp =
                 rsipstack::transport::tcp_listener::TcpListenerConnection::new(local, None).await?;
@@ -157,12 +239,14 @@ impl UserAgent {
         let incoming = endpoint.incoming_transactions()?;
         let mut trunk_ips = Vec::new();
         for t in &config.trunks {
-            let ips: Vec<IpAddr> =
-                tokio::net::lookup_host((t.host.as_str(), t.port.unwrap_or(5060)))
-                    .await
-                    .map_err(|e| Error::Transport(format!("trunk {} host: {e}", t.name)))?
-                    .map(|a| a.ip())
-                    .collect();
+            let ips: Vec<IpAddr> = tokio::net::lookup_host((
+                t.host.as_str(),
+                t.port.unwrap_or(t.transport.default_port()),
+            ))
+            .await
+            .map_err(|e| Error::Transport(format!("trunk {} host: {e}", t.name)))?
+            .map(|a| a.ip())
+            .collect();
             trunk_ips.push(ips);
         }
         let via_host = fmt_hostport(local.ip(), local.port());
@@ -178,7 +262,8 @@ impl UserAgent {
             events,
             rng: Mutex::new(StdRng::from_entropy()),
             cancel: cancel.clone(),
-            buckets: Mutex::new(HashMap::new()),
+            limiter,
+            wire: counters,
         });
         tokio::spawn(async move { endpoint.serve().await });
         let i = inner.clone();
@@ -193,7 +278,7 @@ impl UserAgent {
                 tokio::spawn(async move { i.ping_loop(idx, every).await });
             }
         }
-        info!(%local, "sip user agent started");
+        info!(local = %Pii(local), "sip user agent started");
         Ok((Self { inner }, rx))
     }
 
@@ -205,6 +290,12 @@ impl UserAgent {
             .first()
             .and_then(|a| a.get_socketaddr().ok())
             .unwrap_or(self.inner.config.bind)
+    }
+
+    /// Counters of the datagram screen: requests answered with 400 or 501
+    /// before the SIP stack, datagrams dropped unanswered.
+    pub fn wire_stats(&self) -> WireStats {
+        self.inner.wire.snapshot()
     }
 
     /// Places a call through trunk `trunk` (by name). Progress arrives as
@@ -376,7 +467,25 @@ impl UserAgent {
         call: &CallId,
         media: LocalMedia,
     ) -> Result<RemoteMedia, Error> {
-        self.inner.reinvite(call, Some(media)).await
+        self.inner.reinvite(call, Some(media), "INVITE").await
+    }
+
+    /// Like [`UserAgent::update_media`], with an UPDATE instead of a
+    /// re-INVITE ([RFC 3311 §5.1](https://www.rfc-editor.org/rfc/rfc3311#section-5.1)):
+    /// a single transaction without ACK, for hold and resume toward trunks
+    /// that list UPDATE in `Allow`. Returns the trunk's answer.
+    ///
+    /// # Errors
+    ///
+    /// As [`UserAgent::update_media`]; a trunk without UPDATE support
+    /// answers 405 or 501, reported as [`Error::PeerIncompatible`] (fall back
+    /// to [`UserAgent::update_media`]).
+    pub async fn update_media_by_update(
+        &self,
+        call: &CallId,
+        media: LocalMedia,
+    ) -> Result<RemoteMedia, Error> {
+        self.inner.reinvite(call, Some(media), "UPDATE").await
     }
 
     /// Stops the stack: sockets close, timers stop. Calls are not hung up
@@ -491,20 +600,30 @@ impl Inner {
 
     fn build(&self, p: &RequestParts<'_>, branch: &str) -> Result<Request, Error> {
         let transport = self.trunk(p.trunk).transport;
-        // A peer on a TCP trunk may give a Contact without `transport=`; keep
-        // the dialog on TCP rather than falling back to UDP.
+        // A peer on a TCP or TLS trunk may give a Contact without
+        // `transport=`; keep the dialog on that transport rather than falling
+        // back to UDP.
         let ruri_tcp;
-        let ruri = if transport == Transport::Tcp
+        let ruri = if transport != Transport::Udp
             && p.routes.is_empty()
             && !p.ruri.to_ascii_lowercase().contains("transport=")
+            && !p.ruri.to_ascii_lowercase().starts_with("sips:")
         {
-            ruri_tcp = format!("{};transport=tcp", p.ruri);
+            ruri_tcp = format!("{};transport={}", p.ruri, transport.as_str());
             ruri_tcp.as_str()
         } else {
             p.ruri
         };
+        // Over TCP and TLS, ask the peer to reuse our connection for its
+        // requests to us (RFC 5923 §5: `alias` in Via): we do not listen for
+        // TLS, and behind NAT nobody could connect to us anyway.
+        let alias = if transport == Transport::Udp {
+            ""
+        } else {
+            ";alias"
+        };
         let mut s = format!(
-            "{} {} SIP/2.0\r\nVia: SIP/2.0/{} {};branch=z9hG4bK{branch};rport\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n",
+            "{} {} SIP/2.0\r\nVia: SIP/2.0/{} {};branch=z9hG4bK{branch};rport{alias}\r\nMax-Forwards: 70\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {} {}\r\n",
             p.method,
             ruri,
             transport.as_str().to_ascii_uppercase(),
@@ -547,9 +666,19 @@ impl Inner {
             sdp.map(|s| s.as_bytes().to_vec()),
         );
         if contact {
+            // RFC 3261 §12.1.1: the UAS copies Record-Route into responses
+            // that establish a dialog, so the caller routes through the same
+            // proxies (rsipstack's make_response drops it).
+            for rr in text::values(&req.headers, "Record-Route") {
+                resp.headers
+                    .push(rsipstack::sip::Header::Other("Record-Route".into(), rr));
+            }
             let via = text::value(&req.headers, "Via").unwrap_or_default();
-            let transport = if via.to_ascii_uppercase().starts_with("SIP/2.0/TCP") {
+            let via = via.to_ascii_uppercase();
+            let transport = if via.starts_with("SIP/2.0/TCP") {
                 Transport::Tcp
+            } else if via.starts_with("SIP/2.0/TLS") {
+                Transport::Tls
             } else {
                 Transport::Udp
             };
@@ -570,10 +699,38 @@ impl Inner {
     }
 
     async fn start_tx(&self, req: Request) -> Result<Transaction, Error> {
+        self.connect_first(&req).await?;
         let key = TransactionKey::from_request(&req, TransactionRole::Client)?;
         let mut tx = Transaction::new_client(key, req, self.endpoint.clone(), None);
         tx.send().await?;
         Ok(tx)
+    }
+
+    /// Over TLS, opens (or finds) the connection to the request's next hop
+    /// before the transaction starts: rsipstack's transaction would swallow
+    /// a failed handshake and retry until Timer B, where this surfaces the
+    /// certificate error at once.
+    async fn connect_first(&self, req: &Request) -> Result<(), Error> {
+        let via = text::value(&req.headers, "Via").unwrap_or_default();
+        if !via.to_ascii_uppercase().starts_with("SIP/2.0/TLS") {
+            return Ok(());
+        }
+        let dest = req.destination();
+        let mut target = rsipstack::transport::SipAddr::try_from(&dest)?;
+        if target.r#type.is_none() {
+            target.r#type = Some(rsipstack::sip::Transport::Tls);
+        }
+        if target.addr.port.is_none() {
+            target.addr.port = Some(Transport::Tls.default_port().into());
+        }
+        match self.endpoint.transport_layer.lookup(&target, None).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let msg = format!("TLS connection to {}: {e}", Pii(&target));
+                warn!(error = %msg, "TLS connection failed");
+                Err(Error::Transport(msg))
+            }
+        }
     }
 
     async fn final_response(tx: &mut Transaction) -> Result<Response, Error> {
@@ -629,6 +786,7 @@ impl Inner {
         self: &Arc<Self>,
         call: &CallId,
         media: Option<LocalMedia>,
+        method: &'static str,
     ) -> Result<RemoteMedia, Error> {
         let inner = self;
         for _ in 0..500 {
@@ -690,7 +848,7 @@ impl Inner {
                 inner.build(
                     &RequestParts {
                         trunk,
-                        method: "INVITE",
+                        method,
                         ruri: &target,
                         from: from.clone(),
                         to: to.clone(),
@@ -710,12 +868,12 @@ impl Inner {
         let status = status_of(&resp);
         if status / 100 != 2 {
             return Err(Error::PeerIncompatible(format!(
-                "re-INVITE answered {status} {}",
+                "{method} with an offer answered {status} {}",
                 resp.reason_phrase().unwrap_or("")
             )));
         }
         let remote = RemoteMedia::parse(&String::from_utf8_lossy(resp.body()))?;
-        info!(call = %call, hold = ?media.direction, "re-INVITE accepted");
+        info!(call = %call, method, hold = ?media.direction, "offer in dialog accepted");
         Ok(remote)
     }
 

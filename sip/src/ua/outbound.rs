@@ -495,7 +495,7 @@ impl Inner {
             if !lock(&self.calls).contains_key(&call.0) {
                 return;
             }
-            match self.reinvite(&call, None).await {
+            match self.reinvite(&call, None, "INVITE").await {
                 Ok(_) => debug!(call = %call, "session refreshed"),
                 Err(e) => warn!(call = %call, error = %e, "session refresh failed"),
             }

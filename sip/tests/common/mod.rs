@@ -155,15 +155,12 @@ pub async fn wait_for(
 }
 
 pub fn loopback_config(trunk_port: u16) -> sip::Config {
-    sip::Config {
-        bind: "127.0.0.1:0".parse().unwrap(),
-        trunks: vec![sip::TrunkConfig {
-            name: "peer".into(),
-            host: "127.0.0.1".into(),
-            port: Some(trunk_port),
-            allowed_sources: vec![sip::IpNet::parse("127.0.0.0/8").unwrap()],
-            ..Default::default()
-        }],
-        ..Default::default()
-    }
+    let mut config = sip::Config::default();
+    config.bind("127.0.0.1:0".parse().unwrap()).trunk(
+        sip::TrunkConfig::new("peer", "127.0.0.1")
+            .port(Some(trunk_port))
+            .allowed_sources(vec![sip::IpNet::parse("127.0.0.0/8").unwrap()])
+            .clone(),
+    );
+    config
 }
