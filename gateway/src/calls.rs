@@ -1,0 +1,351 @@
+//! The call layer on the XMPP side: JMI ([XEP-0353](https://xmpp.org/extensions/xep-0353.html))
+//! proposals and Jingle ([XEP-0166](https://xmpp.org/extensions/xep-0166.html)) sessions
+//! addressed to number JIDs.
+//!
+//! Until calls are bridged to SIP it does what INTEROP.md E.2 asks of the first steps of
+//! an outbound call, then ends the call with a reason the client shows, never a silent
+//! hang:
+//!
+//! - a JMI `<propose/>` from a JID that `[routing]` allows, for a number that is neither
+//!   blocked nor unroutable, gets `<proceed/>` from the number's full JID (`N/gw`) to the
+//!   proposer's full JID; any other propose gets `<reject/>` with a `<reason/>` and a
+//!   `<text/>` that says why (`<unsupported-applications/>` for video);
+//! - a `session-initiate` is acknowledged (the [`JingleSession`] answers every Jingle IQ),
+//!   then ended with `session-terminate`: `<failed-application/>` and a text saying that
+//!   calls are not bridged yet, or `<decline/>` for a caller `[routing]` does not allow;
+//! - on shutdown ([`Calls::terminate_all`]) every session gets `session-terminate` and every
+//!   proceeded proposal a JMI `<finish/>`.
+//!
+//! [`Calls`] is sans-IO like the cores (STYLE.md R2): `handle_*` inputs with `now`, then
+//! drain [`Calls::poll_transmit`] into the XMPP stream and re-arm the timer from
+//! [`Calls::poll_timeout`].
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use minidom::Element;
+use xmpp::component::Inbound;
+use xmpp::jingle::{Action, Reason, ReasonCondition};
+use xmpp::jmi::{JingleMessage, JmiAction};
+use xmpp::session::{self, Event, JingleIq, JingleSession, SessionConfig, State};
+
+use crate::config::{Config, Routing, E164};
+
+/// The text of the reason that ends a call while calls cannot be bridged to SIP.
+pub const NOT_BRIDGED_TEXT: &str = "calls to the telephone network are not bridged yet";
+
+/// A proceeded JMI proposal waiting for the caller's `session-initiate`.
+#[derive(Debug)]
+struct Proposal {
+    /// The number JID's full JID we answered from.
+    local: String,
+    /// When the proposal is forgotten if no session-initiate came.
+    expires: Instant,
+}
+
+/// The XMPP-side call layer (see the module doc).
+///
+/// # Method categories
+/// - B. input: [`handle_jmi`](Self::handle_jmi), [`handle_jingle`](Self::handle_jingle),
+///   [`handle_iq_response`](Self::handle_iq_response), [`handle_timeout`](Self::handle_timeout);
+/// - C. commands: [`terminate_all`](Self::terminate_all);
+/// - D. output: [`poll_transmit`](Self::poll_transmit), [`poll_timeout`](Self::poll_timeout),
+///   and [`is_idle`](Self::is_idle).
+///
+/// After every input or command, drain `poll_transmit` (stanzas to send, in order) and
+/// re-arm the timer from `poll_timeout`.
+#[derive(Debug)]
+pub struct Calls {
+    routing: Routing,
+    domain: String,
+    resource: String,
+    proposal_timeout: Duration,
+    session_config: SessionConfig,
+    /// Sessions by (peer full JID, sid).
+    sessions: HashMap<(String, String), JingleSession>,
+    /// Proceeded proposals by (proposer full JID, sid).
+    proposals: HashMap<(String, String), Proposal>,
+    transmits: VecDeque<Element>,
+}
+
+impl Calls {
+    /// A call layer for `config`: `[routing]` decides who may call out, `[xmpp]` gives the
+    /// domain and resource of number JIDs, and a proceeded proposal is forgotten after
+    /// `calls.ring_timeout` without `session-initiate`.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            routing: config.routing.clone(),
+            domain: config.xmpp.domain.clone(),
+            resource: config.xmpp.resource.clone(),
+            proposal_timeout: config.calls.ring_timeout,
+            session_config: SessionConfig::default(),
+            sessions: HashMap::new(),
+            proposals: HashMap::new(),
+            transmits: VecDeque::new(),
+        }
+    }
+
+    /// Handles a `<message/>` carrying a JMI element, addressed to a number JID
+    /// ([`xmpp::component::Action::Jmi`]).
+    pub fn handle_jmi(&mut self, now: Instant, inbound: Inbound) {
+        let jm = match JingleMessage::from_message(&inbound.stanza) {
+            Ok(Some(jm)) => jm,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed jingle message dropped");
+                return;
+            }
+        };
+        let peer = inbound.from.to_string();
+        let local = self.local_jid(&inbound.number);
+        match &jm.action {
+            JmiAction::Propose { .. } => self.on_propose(now, &inbound, &jm, peer, local),
+            JmiAction::Retract { .. } => {
+                if self.proposals.remove(&(peer, jm.id.clone())).is_some() {
+                    tracing::info!(sid = %jm.id, "call proposal retracted");
+                }
+            }
+            other => {
+                tracing::debug!(sid = %jm.id, action = other.name(), "jingle message ignored");
+            }
+        }
+    }
+
+    fn on_propose(
+        &mut self,
+        now: Instant,
+        inbound: &Inbound,
+        jm: &JingleMessage,
+        peer: String,
+        local: String,
+    ) {
+        let refusal = if !jm.is_audio_only_propose() {
+            Some(Reason::with_text(
+                ReasonCondition::UnsupportedApplications,
+                "only audio calls are supported",
+            ))
+        } else {
+            self.refusal(&inbound.from.to_bare(), &inbound.number)
+        };
+        let reply = match refusal {
+            Some(reason) => {
+                tracing::info!(sid = %jm.id, reason = reason.condition.as_str(), "call proposal rejected");
+                JmiAction::Reject {
+                    reason: Some(reason),
+                }
+            }
+            None => {
+                tracing::info!(sid = %jm.id, "call proposal accepted");
+                self.proposals.insert(
+                    (peer.clone(), jm.id.clone()),
+                    Proposal {
+                        local: local.clone(),
+                        expires: now + self.proposal_timeout,
+                    },
+                );
+                JmiAction::Proceed
+            }
+        };
+        self.transmits
+            .push_back(JingleMessage::new(jm.id.clone(), reply).to_message(&local, &peer));
+    }
+
+    /// Why `caller` may not call `number`, or `None` when it may.
+    fn refusal(&self, caller: &jid::BareJid, number: &str) -> Option<Reason> {
+        if !self.routing.may_call_out(caller) {
+            return Some(Reason::with_text(
+                ReasonCondition::Decline,
+                format!("{caller} is not allowed to call telephone numbers through this gateway"),
+            ));
+        }
+        let Ok(number) = number.parse::<E164>() else {
+            return Some(Reason::with_text(
+                ReasonCondition::GeneralError,
+                format!("{number} is not an E.164 number"),
+            ));
+        };
+        if self.routing.is_blocked(&number) {
+            return Some(Reason::with_text(
+                ReasonCondition::Decline,
+                format!("calls to {number} are blocked"),
+            ));
+        }
+        if self.routing.route_for(&number).is_none() {
+            return Some(Reason::with_text(
+                ReasonCondition::GeneralError,
+                format!("no route to {number}"),
+            ));
+        }
+        None
+    }
+
+    /// Handles an `<iq type='set'/>` carrying `<jingle/>`, addressed to a number JID
+    /// ([`xmpp::component::Action::Jingle`]): every such IQ is answered.
+    pub fn handle_jingle(&mut self, now: Instant, inbound: Inbound) {
+        let Ok(Some(iq)) = JingleIq::from_stanza(&inbound.stanza) else {
+            tracing::debug!("malformed jingle iq");
+            self.transmits
+                .extend(session::bad_request_reply(&inbound.stanza));
+            return;
+        };
+        let key = (iq.from.clone(), iq.jingle.sid.clone());
+        if let Some(s) = self.sessions.get_mut(&key) {
+            s.handle_iq(now, iq);
+        } else if iq.jingle.action == Action::SessionInitiate {
+            let proposal = self.proposals.remove(&key);
+            let s = match JingleSession::responder(now, &self.session_config, iq) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "session-initiate refused");
+                    return;
+                }
+            };
+            tracing::info!(sid = %key.1, proposed = proposal.is_some(), "session-initiate");
+            self.sessions.insert(key.clone(), s);
+        } else {
+            self.transmits
+                .push_back(session::unknown_session_reply(&iq));
+            return;
+        }
+        self.drain_key(now, &key);
+    }
+
+    /// Handles an IQ `result` or `error` addressed to a number JID
+    /// ([`xmpp::component::Action::IqResponse`]); one that matches no IQ we sent is dropped.
+    pub fn handle_iq_response(&mut self, now: Instant, inbound: Inbound) {
+        let key = self
+            .sessions
+            .iter_mut()
+            .find_map(|(k, s)| s.handle_response(now, &inbound.stanza).then(|| k.clone()));
+        match key {
+            Some(key) => self.drain_key(now, &key),
+            None => {
+                tracing::debug!(id = ?inbound.stanza.attr("id"), "unmatched iq response dropped")
+            }
+        }
+    }
+
+    /// Fires the timers due at `now`: IQ timeouts of sessions, expired proposals.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<(String, String)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.poll_timeout().is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            if let Some(s) = self.sessions.get_mut(&key) {
+                s.handle_timeout(now);
+            }
+            self.drain_key(now, &key);
+        }
+        self.proposals.retain(|(_, sid), p| {
+            let keep = p.expires > now;
+            if !keep {
+                tracing::info!(%sid, "call proposal expired without session-initiate");
+            }
+            keep
+        });
+    }
+
+    /// Ends every call: `session-terminate` with `reason` for each session, and a JMI
+    /// `<finish/>` with `reason` for each proceeded proposal (graceful shutdown).
+    pub fn terminate_all(&mut self, now: Instant, reason: &Reason) {
+        let keys: Vec<(String, String)> = self.sessions.keys().cloned().collect();
+        for key in keys {
+            if let Some(s) = self.sessions.get_mut(&key) {
+                if s.state() != State::Ended {
+                    s.terminate(now, reason.clone());
+                }
+            }
+            self.drain_key(now, &key);
+        }
+        for ((peer, sid), p) in self.proposals.drain() {
+            let finish = JmiAction::Finish {
+                reason: Some(reason.clone()),
+                migrated: None,
+            };
+            self.transmits
+                .push_back(JingleMessage::new(sid, finish).to_message(&p.local, &peer));
+        }
+    }
+
+    /// The next stanza to send, in order.
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Element> {
+        self.transmits.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next; changes after
+    /// every input and command.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let sessions = self
+            .sessions
+            .values()
+            .filter_map(JingleSession::poll_timeout);
+        let proposals = self.proposals.values().map(|p| p.expires);
+        sessions.chain(proposals).min()
+    }
+
+    /// Whether no session or proposal is left (shutdown can complete).
+    pub fn is_idle(&self) -> bool {
+        self.sessions.is_empty() && self.proposals.is_empty()
+    }
+
+    /// The number of live Jingle sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    fn local_jid(&self, number: &str) -> String {
+        format!("{number}@{}/{}", self.domain, self.resource)
+    }
+
+    /// Moves the session's stanzas to the output, acts on its events (ending an offer
+    /// it cannot bridge), and forgets it once it ended and awaits no reply.
+    fn drain_key(&mut self, now: Instant, key: &(String, String)) {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        loop {
+            while let Some(stanza) = s.poll_transmit() {
+                self.transmits.push_back(stanza);
+            }
+            let Some(event) = s.poll_event() else { break };
+            match event {
+                Event::Offer { .. } => {
+                    let caller = jid::Jid::new(s.peer()).map(|j| j.to_bare());
+                    let allowed = caller.as_ref().is_ok_and(|c| self.routing.may_call_out(c));
+                    let reason = if allowed {
+                        Reason::with_text(ReasonCondition::FailedApplication, NOT_BRIDGED_TEXT)
+                    } else {
+                        Reason::with_text(
+                            ReasonCondition::Decline,
+                            format!(
+                                "{} is not allowed to call telephone numbers through this gateway",
+                                caller.map_or_else(|_| s.peer().to_owned(), |c| c.to_string())
+                            ),
+                        )
+                    };
+                    tracing::info!(sid = %s.sid(), reason = reason.condition.as_str(), "ending call");
+                    s.terminate(now, reason);
+                }
+                Event::Ended { reason, cause } => {
+                    tracing::info!(
+                        sid = %s.sid(),
+                        reason = reason.condition.as_str(),
+                        ?cause,
+                        "call ended"
+                    );
+                }
+                other => tracing::debug!(sid = %s.sid(), event = ?other, "session event"),
+            }
+        }
+        if s.state() == State::Ended && s.poll_timeout().is_none() {
+            self.sessions.remove(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,178 @@
+//! The `[xmpp]`, `[log]` and `[calls]` sections.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::types::Secret;
+
+/// `[xmpp]`: how the gateway connects to its XMPP server as an external component
+/// ([XEP-0114](https://xmpp.org/extensions/xep-0114.html)) and how it presents itself.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Xmpp {
+    /// Host name or IP address of the XMPP server's component listener. Default
+    /// `localhost`: the gateway usually runs beside Prosody or ejabberd.
+    #[serde(default = "default_server")]
+    pub server: String,
+    /// TCP port of the component listener. Default 5347, the port Prosody
+    /// (`component_ports`) and ejabberd (`ejabberd_service`) configurations use for
+    /// [XEP-0114](https://xmpp.org/extensions/xep-0114.html).
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// The component's domain, e.g. `gw.example.com`: number JIDs are
+    /// `+15551234567@` this domain. Required; must match the server's `Component` entry.
+    #[serde(default)]
+    pub domain: String,
+    /// The shared secret of the component handshake
+    /// ([XEP-0114 §3](https://xmpp.org/extensions/xep-0114.html#usecases-connect)).
+    /// Required; never logged. Best set through the environment variable
+    /// `JSG__XMPP__SECRET` rather than in the file.
+    #[serde(default)]
+    pub secret: Secret,
+    /// Interval between [XEP-0199](https://xmpp.org/extensions/xep-0199.html) pings
+    /// to the server, so an idle stream survives the server's read timeout. Duration
+    /// (`"60s"`, `"2m"`); default 60 s.
+    #[serde(default = "default_ping_interval", with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// How long to wait for the answer to a ping before the stream is considered dead
+    /// and reconnected. Duration; default 30 s.
+    #[serde(default = "default_ping_timeout", with = "humantime_serde")]
+    pub ping_timeout: Duration,
+    /// First delay before reconnecting after the stream ends or the handshake fails;
+    /// doubled after every failed attempt up to `reconnect_backoff_max`. Duration;
+    /// default 1 s.
+    #[serde(default = "default_backoff_initial", with = "humantime_serde")]
+    pub reconnect_backoff_initial: Duration,
+    /// Cap of the reconnection delay. Duration; default 60 s.
+    #[serde(default = "default_backoff_max", with = "humantime_serde")]
+    pub reconnect_backoff_max: Duration,
+    /// The entity-capabilities node URI sent in presence
+    /// ([XEP-0115 §4](https://xmpp.org/extensions/xep-0115.html#protocol)). Default:
+    /// `https://<domain>/caps` (see [`Xmpp::caps_node`]).
+    #[serde(default)]
+    pub caps_node: Option<String>,
+    /// The one resource of every number JID (`+15551234567@gw.example.com/gw`), from
+    /// which presence, JMI and Jingle are sent (INTEROP.md E). Default `gw`.
+    #[serde(default = "default_resource")]
+    pub resource: String,
+    /// The `name` of the disco identities
+    /// ([XEP-0030 §3.1](https://xmpp.org/extensions/xep-0030.html#info-basic)) shown
+    /// by clients. Default `Phone gateway`.
+    #[serde(default = "default_identity_name")]
+    pub identity_name: String,
+}
+
+impl Xmpp {
+    /// The caps node: `caps_node` if set, else `https://<domain>/caps`.
+    pub fn caps_node(&self) -> String {
+        match &self.caps_node {
+            Some(node) => node.clone(),
+            None => format!("https://{}/caps", self.domain),
+        }
+    }
+}
+
+impl Default for Xmpp {
+    fn default() -> Self {
+        Self {
+            server: default_server(),
+            port: default_port(),
+            domain: String::new(),
+            secret: Secret::default(),
+            ping_interval: default_ping_interval(),
+            ping_timeout: default_ping_timeout(),
+            reconnect_backoff_initial: default_backoff_initial(),
+            reconnect_backoff_max: default_backoff_max(),
+            caps_node: None,
+            resource: default_resource(),
+            identity_name: default_identity_name(),
+        }
+    }
+}
+
+fn default_server() -> String {
+    "localhost".to_owned()
+}
+fn default_port() -> u16 {
+    5347
+}
+fn default_ping_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_ping_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_backoff_initial() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_backoff_max() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_resource() -> String {
+    "gw".to_owned()
+}
+fn default_identity_name() -> String {
+    "Phone gateway".to_owned()
+}
+
+/// `[log]`: what the gateway logs.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    /// A `tracing` filter: a level (`error`, `warn`, `info`, `debug`, `trace`) or
+    /// directives such as `info,gateway=debug`. Default `info`. The `RUST_LOG`
+    /// environment variable, then `-v`/`-q` on the command line, take precedence.
+    #[serde(default = "default_level")]
+    pub level: String,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Self {
+            level: default_level(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "info".to_owned()
+}
+
+/// `[calls]`: limits and timers that apply to every call.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calls {
+    /// Most calls in progress at once; one more is refused (SIP 503 with `Retry-After`,
+    /// Jingle `<busy/>`). Count; default 100.
+    #[serde(default = "default_max_calls")]
+    pub max_calls: u32,
+    /// How long a call may ring before the gateway gives up: SIP CANCEL or 480 and a
+    /// Jingle `<timeout/>` (INTEROP.md E.6). Duration; default 45 s.
+    #[serde(default = "default_ring_timeout", with = "humantime_serde")]
+    pub ring_timeout: Duration,
+    /// On shutdown, how long to wait for calls to end (after sending SIP BYE and Jingle
+    /// `session-terminate`) before exiting anyway. Duration; default 10 s.
+    #[serde(default = "default_drain_timeout", with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for Calls {
+    fn default() -> Self {
+        Self {
+            max_calls: default_max_calls(),
+            ring_timeout: default_ring_timeout(),
+            drain_timeout: default_drain_timeout(),
+        }
+    }
+}
+
+fn default_max_calls() -> u32 {
+    100
+}
+fn default_ring_timeout() -> Duration {
+    Duration::from_secs(45)
+}
+fn default_drain_timeout() -> Duration {
+    Duration::from_secs(10)
+}

@@ -1,0 +1,270 @@
+//! Mistyped values and semantic problems are reported with key, file and line, all of
+//! them at once; `--check-config` prints one line per problem.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gateway::config::{Config, Error, Problems};
+
+const VALID: &str = r#"
+[xmpp]
+domain = "gw.example.com"
+secret = "component-secret"
+
+[[sip.trunks]]
+name = "carrier"
+host = "sip.example.net"
+auth = "registration"
+username = "gw"
+password = "trunk-password"
+
+[routing]
+allowed_callers = ["alice@example.org"]
+
+[[routing.routes]]
+prefix = "+1"
+trunks = ["carrier"]
+
+[[routing.users]]
+jid = "alice@example.org"
+caller_id = "+15551230001"
+dids = ["+15551230001"]
+"#;
+
+fn problems(text: &str) -> Problems {
+    match Config::parse(text, Path::new("test.toml"), Vec::new()) {
+        Err(Error::Invalid(p)) => p,
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("accepted:\n{text}"),
+    }
+}
+
+fn keys(p: &Problems) -> Vec<&str> {
+    p.problems.iter().map(|p| p.key.as_str()).collect()
+}
+
+#[test]
+fn valid_config_loads_with_defaults() {
+    let config = Config::parse(VALID, Path::new("test.toml"), Vec::new()).unwrap();
+    assert_eq!(config.xmpp.port, 5347);
+    assert_eq!(config.xmpp.resource, "gw");
+    assert_eq!(config.xmpp.caps_node(), "https://gw.example.com/caps");
+    assert_eq!(config.calls.ring_timeout.as_secs(), 45);
+    assert_eq!(config.media.no_media_timeout.as_secs(), 30);
+    assert!(!config.media.allow_unencrypted_client_media);
+    assert_eq!(config.sip.trunks[0].port(), 5060);
+}
+
+#[test]
+fn string_for_port_names_key_file_and_line() {
+    let text = VALID.replace(
+        "secret = \"component-secret\"",
+        "secret = \"component-secret\"\nport = \"5347\"",
+    );
+    let p = problems(&text);
+    assert_eq!(keys(&p), ["xmpp.port"], "{p}");
+    let problem = &p.problems[0];
+    assert_eq!(problem.line, Some(5));
+    let shown = problem.to_string();
+    assert!(shown.starts_with("test.toml:5: xmpp.port: "), "{shown}");
+    assert!(shown.contains("expected u16"), "{shown}");
+}
+
+#[test]
+fn every_problem_is_reported_not_only_the_first() {
+    let text = VALID
+        .replace(
+            "domain = \"gw.example.com\"",
+            "domain = \"gw.example.com\"\nprot = 5347",
+        )
+        .replace(
+            "host = \"sip.example.net\"",
+            "host = \"sip.example.net\"\ntransport = \"sctp\"",
+        )
+        .replace(
+            "trunks = [\"carrier\"]",
+            "trunks = [\"carrier\", \"missing\"]",
+        )
+        .replace(
+            "dids = [\"+15551230001\"]",
+            "dids = [\"+15551230001\", \"5551230002\"]",
+        );
+    let p = problems(&text);
+    assert_eq!(
+        keys(&p),
+        [
+            "xmpp.prot",
+            "sip.trunks[0].transport",
+            "routing.routes[0].trunks[1]",
+            "routing.users[0].dids[1]",
+        ],
+        "{p}"
+    );
+    let lines: Vec<Option<usize>> = p.problems.iter().map(|p| p.line).collect();
+    assert_eq!(lines, [Some(4), Some(10), Some(20), Some(25)], "{p}");
+}
+
+#[test]
+fn semantic_checks() {
+    let text = r#"
+[xmpp]
+domain = "gw example com"
+reconnect_backoff_initial = "2m"
+reconnect_backoff_max = "1m"
+
+[[sip.trunks]]
+name = "a"
+host = "h"
+auth = "registration"
+
+[[sip.trunks]]
+name = "a"
+host = ""
+
+[[routing.routes]]
+prefix = "+1"
+trunks = []
+
+[[routing.users]]
+jid = "example.org"
+
+[media]
+port_min = 20000
+port_max = 20000
+public_ipv4 = "0.0.0.0"
+"#;
+    let p = problems(text);
+    let mut found = keys(&p);
+    found.sort_unstable();
+    assert_eq!(
+        found,
+        [
+            "media.port_max",
+            "media.public_ipv4",
+            "routing.routes[0].trunks",
+            "routing.users[0].jid",
+            "sip.trunks[0].password",
+            "sip.trunks[0].username",
+            "sip.trunks[1].host",
+            "sip.trunks[1].name",
+            "xmpp.domain",
+            "xmpp.reconnect_backoff_max",
+            "xmpp.secret",
+        ],
+        "{p}"
+    );
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let p = problems("[xmpp]\ndomain = \"gw.example.com\nsecret = 1\n");
+    assert_eq!(p.problems.len(), 1, "{p}");
+    assert_eq!(p.problems[0].line, Some(2), "{p}");
+    assert!(p.problems[0].message.starts_with("TOML syntax"), "{p}");
+}
+
+#[test]
+fn debug_output_redacts_secrets() {
+    let config = Config::parse(VALID, Path::new("test.toml"), Vec::new()).unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("component-secret"), "{shown}");
+    assert!(!shown.contains("trunk-password"), "{shown}");
+    assert!(shown.contains("<redacted>"));
+}
+
+/// A file in the temporary directory, removed on drop.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(name: &str, text: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("jsg-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn check_config_with_env(file: &Path, env: &[(&str, &str)]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_jingle-sip-gateway"))
+        .arg("--check-config")
+        .arg(file)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+fn check_config(file: &Path) -> std::process::Output {
+    check_config_with_env(file, &[])
+}
+
+#[test]
+fn check_config_prints_one_line_per_problem_and_fails() {
+    let text = VALID
+        .replace(
+            "secret = \"component-secret\"",
+            "secret = \"component-secret\"\nport = \"x\"",
+        )
+        .replace("[routing]", "[routing]\ncolour = \"red\"")
+        .replace("trunks = [\"carrier\"]", "trunks = [\"nope\"]");
+    let file = TempFile::new("three.toml", &text);
+    let out = check_config(&file.0);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    let name = file.0.display().to_string();
+    for (line, key) in
+        lines
+            .iter()
+            .zip(["xmpp.port", "routing.colour", "routing.routes[0].trunks[0]"])
+    {
+        assert!(line.starts_with(&name), "{line}");
+        assert!(line.contains(key), "{line} should name {key}");
+    }
+}
+
+#[test]
+fn check_config_accepts_a_valid_file() {
+    let file = TempFile::new("valid.toml", VALID);
+    let out = check_config(&file.0);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(stdout.contains("OK"), "{stdout}");
+    assert!(!stdout.contains("component-secret"), "{stdout}");
+}
+
+#[test]
+fn missing_file_is_an_error_on_stderr() {
+    let out = check_config(Path::new("/nonexistent/gateway.toml"));
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        stderr.starts_with("Error: cannot read configuration file /nonexistent/gateway.toml"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_config_applies_the_process_environment() {
+    let file = TempFile::new("env.toml", VALID);
+    let out = check_config_with_env(&file.0, &[("JSG__XMPP__PORT", "not-a-port")]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        stdout.contains("xmpp.port (from environment variable JSG__XMPP__PORT)"),
+        "{stdout}"
+    );
+
+    let out = check_config_with_env(&file.0, &[("JSG__XMPP__PORT", "5348")]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("via localhost:5348"), "{stdout}");
+}
