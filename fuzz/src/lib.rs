@@ -6,8 +6,21 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
+
+mod media_targets;
+mod sip_targets;
+mod xmpp_targets;
+
 use ice::fuzzing;
 use ice::{Agent, Candidate, CandidateKind, Config, Event, Role};
+pub use media_targets::{fixed_key, rtcp, rtp};
+pub use sip_targets::{
+    local_media, offer_round_trip, sdp, sip_digest, sip_message, sip_message_reserialization,
+    CHALLENGE, INVITE, SDP_OFFER,
+};
+pub use xmpp_targets::{
+    check_wire_round_trip, jingle, same_xml, xmpp_stream, DOMAIN, INITIATE, SERVER_HEADER,
+};
 
 /// `stun` target: STUN parse / re-encode round trip.
 pub fn stun(data: &[u8]) {
