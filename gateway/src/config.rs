@@ -35,7 +35,7 @@ mod validate;
 mod xmpp;
 
 pub use media::Media;
-pub use routing::{Route, Routing, User};
+pub use routing::{NationalPlan, Route, Routing, User};
 pub use sip::{NumberFormat, Sip, Transport, Trunk, TrunkAuth};
 pub use types::{Network, NumberPrefix, Secret, E164};
 pub use xmpp::{Calls, Log, Xmpp};
@@ -114,19 +114,37 @@ impl Config {
     }
 
     /// A one-line summary for `--check-config`, naming no secret.
+    ///
+    /// When `routing.allow_everyone` is set it says so instead of counting allowed
+    /// callers, so the open gateway is visible in `--check-config` output.
     pub fn summary(&self) -> String {
+        let callers = if self.routing.allow_everyone {
+            "EVERY JID may call out (routing.allow_everyone)".to_owned()
+        } else {
+            format!("{} allowed caller(s)", self.routing.allowed_callers.len())
+        };
         format!(
-            "component {} via {}:{}; {} trunk(s), {} route(s), {} user(s), {} allowed caller(s); media ports {}-{}",
+            "component {} via {}:{}; {} trunk(s), {} route(s), {} user(s), {callers}; media ports {}-{}",
             self.xmpp.domain,
             self.xmpp.server,
             self.xmpp.port,
             self.sip.trunks.len(),
             self.routing.routes.len(),
             self.routing.users.len(),
-            self.routing.allowed_callers.len(),
             self.media.port_min,
             self.media.port_max,
         )
+    }
+
+    /// The bridge's codec policy, from `[media]` (see [`Media::codec_policy`]).
+    pub fn codec_policy(&self) -> crate::bridge::CodecPolicy {
+        self.media.codec_policy()
+    }
+
+    /// The gateway's concurrent-call counter, from `[calls]` (see
+    /// [`Calls::call_slots`]).
+    pub fn call_slots(&self) -> crate::routing::CallSlots {
+        self.calls.call_slots()
     }
 }
 

@@ -100,10 +100,14 @@ impl Router {
         }
     }
 
-    /// A router from the whole configuration ([`Router::new`] with `config.routing` and
-    /// `config.sip.trunks`).
+    /// A router from the whole configuration: [`Router::new`] with `config.routing` and
+    /// `config.sip.trunks`, plus `routing.allow_everyone` and `[routing.national_plan]`.
     pub fn from_config(config: &Config) -> Self {
-        Self::new(&config.routing, &config.sip.trunks)
+        let mut router = Self::new(&config.routing, &config.sip.trunks);
+        router
+            .allow_everyone(config.routing.allow_everyone)
+            .national_plan(config.routing.national_plan());
+        router
     }
 
     /// Lets every JID call out (an open gateway: only for closed XMPP servers, since it is

@@ -138,6 +138,28 @@ fn unknown_key_is_rejected_everywhere_in_every_deploy_config() {
             }
         }
     }
+    // Optional subsections the files leave out (or only show commented out) are
+    // checked too, each with the values it needs to be valid.
+    for file in deploy_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (section, body) in [(
+            "routing.national_plan",
+            "country_code = \"1\"\ntrunk_prefix = \"1\"\nnational_number_length = 10",
+        )] {
+            if text.lines().any(|l| l.trim() == format!("[{section}]")) {
+                continue; // checked above, with the file's own values
+            }
+            let appended = format!("{text}\n[{section}]\n{body}\ninjected_unknown_key = 1\n");
+            let line = appended.lines().count();
+            assert_rejected(
+                &file,
+                &appended,
+                &format!("{section}.injected_unknown_key"),
+                line,
+            );
+            checked += 1;
+        }
+    }
     // gateway.toml alone has 6 sections plus 2 trunks, 2 routes and 1 user.
     assert!(checked >= 11, "only {checked} sections checked");
 }

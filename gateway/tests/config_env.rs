@@ -136,3 +136,41 @@ fn environment_supplies_required_keys_missing_from_the_file() {
     .unwrap();
     assert_eq!(config.xmpp.secret.expose(), "env-secret");
 }
+
+#[test]
+fn new_routing_calls_and_media_keys_are_overridden() {
+    let config = load(&[
+        ("JSG__ROUTING__ALLOW_EVERYONE", "true"),
+        ("JSG__CALLS__MAX_CALLS_PER_USER", "0"),
+        ("JSG__MEDIA__PREFER_G711_PASSTHROUGH", "false"),
+        ("JSG__ROUTING__NATIONAL_PLAN__COUNTRY_CODE", "49"),
+        ("JSG__ROUTING__NATIONAL_PLAN__TRUNK_PREFIX", "0"),
+    ])
+    .unwrap();
+    assert!(config.routing.allow_everyone);
+    assert_eq!(config.calls.max_per_user(), None);
+    assert!(!config.media.prefer_g711_passthrough);
+    let plan = config.routing.national_plan().unwrap();
+    assert_eq!(
+        (plan.country_code.as_str(), plan.trunk_prefix.as_str()),
+        ("49", "0"),
+        "digits from the environment stay strings"
+    );
+    assert_eq!(plan.national_len, None);
+
+    let p = problems(&[("JSG__ROUTING__NATIONAL_PLAN__NATIONAL_NUMBER_LENGTH", "ten")]);
+    let keys: Vec<&str> = p.problems.iter().map(|p| p.key.as_str()).collect();
+    assert!(
+        keys.contains(&"routing.national_plan.national_number_length"),
+        "{p}"
+    );
+    let var = p
+        .problems
+        .iter()
+        .find(|p| p.key == "routing.national_plan.national_number_length")
+        .and_then(|p| p.env_var.clone());
+    assert_eq!(
+        var.as_deref(),
+        Some("JSG__ROUTING__NATIONAL_PLAN__NATIONAL_NUMBER_LENGTH")
+    );
+}

@@ -268,3 +268,208 @@ fn check_config_applies_the_process_environment() {
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("via localhost:5348"), "{stdout}");
 }
+
+// ---- The keys the routing and bridge code needed: one test per key. ----
+
+/// `VALID` with `extra` inserted under the `[section]` header (created at the end when
+/// `VALID` has no such header).
+fn with(section: &str, extra: &str) -> String {
+    let header = format!("[{section}]\n");
+    if VALID.contains(&header) {
+        VALID.replacen(&header, &format!("{header}{extra}\n"), 1)
+    } else {
+        format!("{VALID}\n{header}{extra}\n")
+    }
+}
+
+fn parse(text: &str) -> Config {
+    Config::parse(text, Path::new("test.toml"), Vec::new())
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn allow_everyone_defaults_to_false_and_opens_the_router() {
+    let bob: jid::BareJid = "bob@elsewhere.example".parse().unwrap();
+    let closed = parse(VALID);
+    assert!(!closed.routing.allow_everyone);
+    assert!(closed.summary().contains("1 allowed caller(s)"));
+
+    let open = parse(&with("routing", "allow_everyone = true"));
+    assert!(open.routing.allow_everyone);
+    assert!(
+        open.summary().contains("EVERY JID may call out"),
+        "{}",
+        open.summary()
+    );
+    // What Router::from_config must do with it (routing.rs wires it).
+    let mut router = gateway::routing::Router::from_config(&open);
+    assert!(router.authorize_outbound(&bob).is_err());
+    router.allow_everyone(open.routing.allow_everyone);
+    assert!(router.authorize_outbound(&bob).is_ok());
+
+    let p = problems(&with("routing", "allow_everyone = \"yes\""));
+    assert_eq!(keys(&p), ["routing.allow_everyone"], "{p}");
+}
+
+#[test]
+fn max_calls_per_user_defaults_to_4_and_0_means_no_limit() {
+    let alice: jid::BareJid = "alice@example.org".parse().unwrap();
+    let bob: jid::BareJid = "bob@example.org".parse().unwrap();
+
+    let config = parse(VALID);
+    assert_eq!(config.calls.max_calls_per_user, 4);
+    assert_eq!(config.calls.max_per_user(), Some(4));
+
+    let config = parse(&with("calls", "max_calls = 3\nmax_calls_per_user = 2"));
+    assert_eq!(config.calls.max_per_user(), Some(2));
+    let slots = config.call_slots();
+    let _a1 = slots.try_acquire(&alice).unwrap();
+    let _a2 = slots.try_acquire(&alice).unwrap();
+    assert!(slots.try_acquire(&alice).is_err(), "third call of alice");
+    let _b1 = slots.try_acquire(&bob).unwrap();
+    assert!(slots.try_acquire(&bob).is_err(), "gateway full at 3");
+
+    let config = parse(&with("calls", "max_calls = 3\nmax_calls_per_user = 0"));
+    assert_eq!(config.calls.max_per_user(), None);
+    let slots = config.calls.call_slots();
+    let held: Vec<_> = (0..3).map(|_| slots.try_acquire(&alice).unwrap()).collect();
+    assert_eq!(slots.in_use_by(&alice), 3);
+    assert!(slots.try_acquire(&alice).is_err(), "only max_calls limits");
+    drop(held);
+
+    let p = problems(&with("calls", "max_calls_per_user = -1"));
+    assert_eq!(keys(&p), ["calls.max_calls_per_user"], "{p}");
+}
+
+#[test]
+fn prefer_g711_passthrough_defaults_to_true_and_feeds_the_codec_policy() {
+    let config = parse(VALID);
+    assert!(config.media.prefer_g711_passthrough);
+    let policy = config.codec_policy();
+    assert!(policy.prefer_g711_passthrough);
+    assert!(!policy.allow_unencrypted);
+
+    let config = parse(&with(
+        "media",
+        "prefer_g711_passthrough = false\nallow_unencrypted_client_media = true",
+    ));
+    assert_eq!(
+        config.media.codec_policy(),
+        gateway::bridge::CodecPolicy {
+            prefer_g711_passthrough: false,
+            allow_unencrypted: true,
+        }
+    );
+
+    let p = problems(&with("media", "prefer_g711_passthrough = 1"));
+    assert_eq!(keys(&p), ["media.prefer_g711_passthrough"], "{p}");
+}
+
+#[test]
+fn national_plan_is_optional_and_normalizes_inbound_numbers() {
+    let config = parse(VALID);
+    assert!(config.routing.national_plan.is_none());
+    assert_eq!(config.routing.national_plan(), None);
+
+    let nanp = with(
+        "routing.national_plan",
+        "country_code = \"1\"\ntrunk_prefix = \"1\"\nnational_number_length = 10",
+    );
+    let config = parse(&nanp);
+    assert_eq!(
+        config.routing.national_plan(),
+        Some(gateway::routing::NationalPlan::nanp())
+    );
+    // What Router::from_config must do with it (routing.rs wires it).
+    let mut router = gateway::routing::Router::from_config(&config);
+    router.national_plan(config.routing.national_plan());
+    for national in ["5551234567", "15551234567"] {
+        assert_eq!(
+            router
+                .normalize_inbound("carrier", national)
+                .unwrap()
+                .as_str(),
+            "+15551234567",
+            "{national}"
+        );
+    }
+
+    // Germany: trunk prefix 0, variable length; trunk_prefix defaults to none.
+    let de = parse(&with(
+        "routing.national_plan",
+        "country_code = \"49\"\ntrunk_prefix = \"0\"",
+    ));
+    let plan = de.routing.national_plan().unwrap();
+    assert_eq!(plan.national_len, None);
+    let mut router = gateway::routing::Router::from_config(&de);
+    router.national_plan(Some(plan));
+    assert_eq!(
+        router
+            .normalize_inbound("carrier", "030123456")
+            .unwrap()
+            .as_str(),
+        "+4930123456"
+    );
+    let only_length = parse(&with(
+        "routing.national_plan",
+        "country_code = \"44\"\nnational_number_length = 10",
+    ));
+    assert_eq!(
+        only_length.routing.national_plan.unwrap().trunk_prefix,
+        "",
+        "trunk_prefix defaults to none"
+    );
+}
+
+#[test]
+fn national_plan_problems_name_their_keys() {
+    let cases: [(&str, &[&str]); 7] = [
+        (
+            "trunk_prefix = \"0\"",
+            &["routing.national_plan.country_code"],
+        ),
+        (
+            "country_code = \"+1\"\ntrunk_prefix = \"1\"",
+            &["routing.national_plan.country_code"],
+        ),
+        (
+            "country_code = \"049\"\ntrunk_prefix = \"0\"",
+            &["routing.national_plan.country_code"],
+        ),
+        (
+            "country_code = \"1\"\ntrunk_prefix = \"+1\"",
+            &["routing.national_plan.trunk_prefix"],
+        ),
+        (
+            "country_code = \"1\"",
+            &["routing.national_plan.trunk_prefix"],
+        ),
+        (
+            "country_code = \"49\"\nnational_number_length = 14",
+            &["routing.national_plan.national_number_length"],
+        ),
+        (
+            "country_code = \"1\"\ntrunk_prefix = \"1\"\nnational_number_length = 0\nextra = 1",
+            &[
+                "routing.national_plan.extra",
+                "routing.national_plan.national_number_length",
+            ],
+        ),
+    ];
+    for (body, expected) in cases {
+        let p = problems(&with("routing.national_plan", body));
+        let mut found = keys(&p);
+        found.sort_unstable();
+        assert_eq!(found, expected, "{body}:\n{p}");
+    }
+    let p = problems(&with(
+        "routing.national_plan",
+        "country_code = 1\ntrunk_prefix = \"1\"",
+    ));
+    assert_eq!(p.problems.len(), 1, "{p}");
+    let shown = p.problems[0].to_string();
+    assert!(
+        shown.starts_with("test.toml:26: routing.national_plan.country_code: "),
+        "{shown}"
+    );
+}

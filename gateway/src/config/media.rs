@@ -33,11 +33,32 @@ pub struct Media {
     /// `<security-error/>`.
     #[serde(default)]
     pub allow_unencrypted_client_media: bool,
+    /// Whether a call runs G.711 (PCMU/PCMA) end to end, without transcoding, when the
+    /// client offers the trunk's G.711 codec (INTEROP.md "Gateway-wide": G.711 end to
+    /// end avoids transcoding, its CPU cost and its added delay; Opus stays the
+    /// fallback). `false` prefers Opus on the client leg whenever the client offers it,
+    /// transcoding to the trunk's G.711 (better audio on lossy mobile links, at a CPU
+    /// cost per call). Default `true`. Feeds
+    /// [`CodecPolicy::prefer_g711_passthrough`](crate::bridge::CodecPolicy::prefer_g711_passthrough)
+    /// through [`Media::codec_policy`].
+    #[serde(default = "default_true")]
+    pub prefer_g711_passthrough: bool,
     /// A call whose media stops for this long on either leg is ended. Duration;
     /// default 30 s, the consent expiry of
     /// [RFC 7675 §5.1](https://www.rfc-editor.org/rfc/rfc7675#section-5.1).
     #[serde(default = "default_no_media_timeout", with = "humantime_serde")]
     pub no_media_timeout: Duration,
+}
+
+impl Media {
+    /// The codec and security policy of the bridge: `prefer_g711_passthrough` and
+    /// `allow_unencrypted_client_media` as a [`crate::bridge::CodecPolicy`].
+    pub fn codec_policy(&self) -> crate::bridge::CodecPolicy {
+        crate::bridge::CodecPolicy {
+            prefer_g711_passthrough: self.prefer_g711_passthrough,
+            allow_unencrypted: self.allow_unencrypted_client_media,
+        }
+    }
 }
 
 impl Default for Media {
@@ -49,6 +70,7 @@ impl Default for Media {
             public_ipv4: None,
             public_ipv6: None,
             allow_unencrypted_client_media: false,
+            prefer_g711_passthrough: true,
             no_media_timeout: default_no_media_timeout(),
         }
     }
@@ -56,6 +78,9 @@ impl Default for Media {
 
 fn default_bind_addresses() -> Vec<IpAddr> {
     vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)]
+}
+fn default_true() -> bool {
+    true
 }
 fn default_port_min() -> u16 {
     10000

@@ -242,6 +242,51 @@ fn routing(config: &Config, v: &mut Checker) {
             }
         }
     }
+    if let Some(plan) = &r.national_plan {
+        national_plan(plan, v);
+    }
+}
+
+fn national_plan(plan: &super::NationalPlan, v: &mut Checker) {
+    let key = |k: &str| path(&["routing", "national_plan", k]);
+    let cc = plan.country_code.as_str();
+    if cc.is_empty() {
+        v.push(
+            key("country_code"),
+            "required key is missing or empty: the country code, e.g. \"1\"",
+        );
+    } else if !(1..=3).contains(&cc.len()) || !cc.bytes().all(|b| b.is_ascii_digit()) {
+        v.push(
+            key("country_code"),
+            format!("`{cc}` is not a country code: 1 to 3 digits, without `+` (E.164)"),
+        );
+    } else if cc.starts_with('0') {
+        v.push(
+            key("country_code"),
+            format!("`{cc}` is not a country code: it never starts with 0 (E.164)"),
+        );
+    }
+    let tp = plan.trunk_prefix.as_str();
+    if !tp.bytes().all(|b| b.is_ascii_digit()) {
+        v.push(
+            key("trunk_prefix"),
+            format!("`{tp}` is not a trunk prefix: digits only, e.g. \"0\" or \"1\""),
+        );
+    }
+    match plan.national_number_length {
+        Some(len) if len == 0 || cc.len() + len > 15 => v.push(
+            key("national_number_length"),
+            format!(
+                "must be 1 to {} (E.164 numbers have at most 15 digits with the country code)",
+                15 - cc.len().min(3)
+            ),
+        ),
+        None if tp.is_empty() => v.push(
+            key("trunk_prefix"),
+            "set trunk_prefix or national_number_length: with neither, no number is read as national",
+        ),
+        _ => {}
+    }
 }
 
 fn media(config: &Config, v: &mut Checker) {

@@ -147,6 +147,14 @@ pub struct Calls {
     /// Jingle `<busy/>`). Count; default 100.
     #[serde(default = "default_max_calls")]
     pub max_calls: u32,
+    /// Most calls in progress at once for one user (the caller of an outbound call, the
+    /// called user of an inbound one); one more is refused like a full gateway (SIP 503,
+    /// Jingle `<busy/>`), so one user, or one stolen account, cannot take every line of
+    /// `max_calls` (issue 6, per-user and global limits). `0` means no per-user limit.
+    /// Count; default 4 (a few devices or a transfer in progress). Read it with
+    /// [`Calls::max_per_user`].
+    #[serde(default = "default_max_calls_per_user")]
+    pub max_calls_per_user: u32,
     /// How long a call may ring before the gateway gives up: SIP CANCEL or 480 and a
     /// Jingle `<timeout/>` (INTEROP.md E.6). Duration; default 45 s.
     #[serde(default = "default_ring_timeout", with = "humantime_serde")]
@@ -157,10 +165,26 @@ pub struct Calls {
     pub drain_timeout: Duration,
 }
 
+impl Calls {
+    /// The per-user limit as [`crate::routing::CallSlots::new`] takes it: `None` when
+    /// `max_calls_per_user` is 0 (no per-user limit), else `Some(max_calls_per_user)`.
+    pub fn max_per_user(&self) -> Option<u32> {
+        (self.max_calls_per_user != 0).then_some(self.max_calls_per_user)
+    }
+
+    /// The gateway's call counter, limited by `max_calls` and
+    /// [`Calls::max_per_user`]: `CallSlots::new(max_calls, max_per_user())`. Build it
+    /// once and share its clones.
+    pub fn call_slots(&self) -> crate::routing::CallSlots {
+        crate::routing::CallSlots::new(self.max_calls, self.max_per_user())
+    }
+}
+
 impl Default for Calls {
     fn default() -> Self {
         Self {
             max_calls: default_max_calls(),
+            max_calls_per_user: default_max_calls_per_user(),
             ring_timeout: default_ring_timeout(),
             drain_timeout: default_drain_timeout(),
         }
@@ -169,6 +193,9 @@ impl Default for Calls {
 
 fn default_max_calls() -> u32 {
     100
+}
+fn default_max_calls_per_user() -> u32 {
+    4
 }
 fn default_ring_timeout() -> Duration {
     Duration::from_secs(45)
