@@ -2,9 +2,11 @@
 //! proposals and Jingle ([XEP-0166](https://xmpp.org/extensions/xep-0166.html)) sessions
 //! addressed to number JIDs.
 //!
-//! Until calls are bridged to SIP it does what INTEROP.md E.2 asks of the first steps of
-//! an outbound call, then ends the call with a reason the client shows, never a silent
-//! hang:
+//! Built with [`Calls::bridged`] (a SIP user agent and the trunks of `[[sip.trunks]]`),
+//! it places outbound calls (INTEROP.md E.2): see [`outbound`] for the steps. Built with
+//! [`Calls::new`] (no SIP user agent: no trunk configured, or its socket could not be
+//! bound) it does the first steps of an outbound call, then ends the call with a reason
+//! the client shows, never a silent hang:
 //!
 //! - a JMI `<propose/>` from a JID that `[routing]` allows, for a number that is neither
 //!   blocked nor unroutable, gets `<proceed/>` from the number's full JID (`N/gw`) to the
@@ -21,15 +23,26 @@
 //! [`Calls::poll_timeout`].
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
+use tokio::sync::mpsc;
 use xmpp::component::Inbound;
 use xmpp::jingle::{Action, Reason, ReasonCondition};
 use xmpp::jmi::{JingleMessage, JmiAction};
 use xmpp::session::{self, Event, JingleIq, JingleSession, SessionConfig, State};
 
 use crate::config::{Config, Routing, E164};
+use crate::media_driver::BindParams;
+use crate::routing::{CallSlots, Router};
+
+mod bridged;
+mod inbound;
+pub mod outbound;
+
+use outbound::{Backend, OutCall};
+pub use outbound::{CallInput, CallKey};
 
 /// The text of the reason that ends a call while calls cannot be bridged to SIP.
 pub const NOT_BRIDGED_TEXT: &str = "calls to the telephone network are not bridged yet";
@@ -41,6 +54,9 @@ struct Proposal {
     local: String,
     /// When the proposal is forgotten if no session-initiate came.
     expires: Instant,
+    /// The call already ended (SIP failure, media failure): the session-initiate that
+    /// follows is ended with this reason.
+    failed: Option<Reason>,
 }
 
 /// The XMPP-side call layer (see the module doc).
@@ -66,6 +82,18 @@ pub struct Calls {
     /// Proceeded proposals by (proposer full JID, sid).
     proposals: HashMap<(String, String), Proposal>,
     transmits: VecDeque<Element>,
+    /// The SIP side, when calls are bridged.
+    backend: Option<Backend>,
+    /// Bridged outbound calls.
+    out_calls: HashMap<CallKey, OutCall>,
+    /// SIP Call-ID → call.
+    by_sip: HashMap<String, CallKey>,
+    slots: CallSlots,
+    next_call: u64,
+    /// Inbound calls by Jingle/JMI sid.
+    in_calls: HashMap<String, inbound::InCall>,
+    /// SIP Call-ID → inbound sid.
+    in_by_sip: HashMap<String, String>,
 }
 
 impl Calls {
@@ -82,7 +110,64 @@ impl Calls {
             sessions: HashMap::new(),
             proposals: HashMap::new(),
             transmits: VecDeque::new(),
+            backend: None,
+            out_calls: HashMap::new(),
+            by_sip: HashMap::new(),
+            slots: config.call_slots(),
+            next_call: 0,
+            in_calls: HashMap::new(),
+            in_by_sip: HashMap::new(),
         }
+    }
+
+    /// A call layer that bridges outbound calls to the trunks of `config` through `ua`
+    /// (INTEROP.md E.2). The call's tasks (media drivers) report on `inputs`: feed what
+    /// arrives on its receiver to [`handle_input`](Self::handle_input), and the user
+    /// agent's events to [`handle_sip`](Self::handle_sip).
+    ///
+    /// Media sockets bind to `[media] bind_addresses` in `port_min..=port_max`; our SDP
+    /// announces `[media] public_ipv4` when set.
+    pub fn bridged(
+        config: &Config,
+        ua: sip::UserAgent,
+        inputs: mpsc::UnboundedSender<CallInput>,
+    ) -> Self {
+        let m = &config.media;
+        let mut media_config = media::Config::default();
+        media_config
+            .no_media_timeout(m.no_media_timeout)
+            .allow_unencrypted_client(m.allow_unencrypted_client_media);
+        let trunk_ip = m
+            .bind_addresses
+            .iter()
+            .copied()
+            .find(std::net::IpAddr::is_ipv4)
+            .or_else(|| m.bind_addresses.first().copied())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        let mut calls = Self::new(config);
+        calls.backend = Some(Backend {
+            ua,
+            inputs,
+            router: Router::from_config(config),
+            policy: config.codec_policy(),
+            media_config: Arc::new(media_config),
+            bind: BindParams {
+                client_ips: m.bind_addresses.clone(),
+                trunk_ip,
+                ports: Some(m.port_min..=m.port_max),
+            },
+            announce: m.public_ipv4.map(std::net::IpAddr::V4),
+        });
+        calls
+    }
+
+    /// Prefers G.711 end to end when the client offers the trunk's codec (no
+    /// transcoding); the default comes from `media.prefer_g711_passthrough`.
+    pub fn prefer_g711_passthrough(&mut self, prefer: bool) -> &mut Self {
+        if let Some(b) = &mut self.backend {
+            b.policy.prefer_g711_passthrough = prefer;
+        }
+        self
     }
 
     /// Handles a `<message/>` carrying a JMI element, addressed to a number JID
@@ -97,12 +182,25 @@ impl Calls {
             }
         };
         let peer = inbound.from.to_string();
+        if self.in_calls.contains_key(&jm.id) {
+            self.on_inbound_jmi(now, &peer, &jm);
+            return;
+        }
         let local = self.local_jid(&inbound.number);
         match &jm.action {
             JmiAction::Propose { .. } => self.on_propose(now, &inbound, &jm, peer, local),
             JmiAction::Retract { .. } => {
-                if self.proposals.remove(&(peer, jm.id.clone())).is_some() {
+                let key = (peer, jm.id.clone());
+                if self.proposals.remove(&key).is_some() {
                     tracing::info!(sid = %jm.id, "call proposal retracted");
+                }
+                if self.out_calls.contains_key(&key) {
+                    self.end_call(
+                        now,
+                        &key,
+                        Reason::new(ReasonCondition::Cancel),
+                        outbound::HungUpBy::Client,
+                    );
                 }
             }
             other => {
@@ -127,6 +225,17 @@ impl Calls {
         } else {
             self.refusal(&inbound.from.to_bare(), &inbound.number)
         };
+        let refusal = match refusal {
+            None if self.backend.is_some() => {
+                let key = (peer.clone(), jm.id.clone());
+                self.start_call(now, key, &inbound.from.to_bare(), &inbound.number)
+                    .err()
+            }
+            other => other,
+        };
+        if refusal.is_none() {
+            self.receipt(inbound, &local, &peer);
+        }
         let reply = match refusal {
             Some(reason) => {
                 tracing::info!(sid = %jm.id, reason = reason.condition.as_str(), "call proposal rejected");
@@ -141,6 +250,7 @@ impl Calls {
                     Proposal {
                         local: local.clone(),
                         expires: now + self.proposal_timeout,
+                        failed: None,
                     },
                 );
                 JmiAction::Proceed
@@ -152,6 +262,12 @@ impl Calls {
 
     /// Why `caller` may not call `number`, or `None` when it may.
     fn refusal(&self, caller: &jid::BareJid, number: &str) -> Option<Reason> {
+        if let Some(b) = &self.backend {
+            if let Err(denied) = b.router.authorize_outbound(caller) {
+                return Some(denied.jingle_reason());
+            }
+            return b.router.route(number).err().map(|d| d.jingle_reason());
+        }
         if !self.routing.may_call_out(caller) {
             return Some(Reason::with_text(
                 ReasonCondition::Decline,
@@ -193,6 +309,7 @@ impl Calls {
             s.handle_iq(now, iq);
         } else if iq.jingle.action == Action::SessionInitiate {
             let proposal = self.proposals.remove(&key);
+            let jingle = iq.jingle.clone();
             let s = match JingleSession::responder(now, &self.session_config, iq) {
                 Ok(s) => s,
                 Err(e) => {
@@ -202,6 +319,9 @@ impl Calls {
             };
             tracing::info!(sid = %key.1, proposed = proposal.is_some(), "session-initiate");
             self.sessions.insert(key.clone(), s);
+            if self.backend.is_some() {
+                self.on_session_initiate(now, &key, &inbound, &jingle, proposal);
+            }
         } else {
             self.transmits
                 .push_back(session::unknown_session_reply(&iq));
@@ -239,6 +359,7 @@ impl Calls {
             }
             self.drain_key(now, &key);
         }
+        self.inbound_timeouts(now);
         self.proposals.retain(|(_, sid), p| {
             let keep = p.expires > now;
             if !keep {
@@ -251,6 +372,14 @@ impl Calls {
     /// Ends every call: `session-terminate` with `reason` for each session, and a JMI
     /// `<finish/>` with `reason` for each proceeded proposal (graceful shutdown).
     pub fn terminate_all(&mut self, now: Instant, reason: &Reason) {
+        let calls: Vec<CallKey> = self.out_calls.keys().cloned().collect();
+        for key in calls {
+            self.end_call(now, &key, reason.clone(), outbound::HungUpBy::Gateway);
+        }
+        let inbound: Vec<String> = self.in_calls.keys().cloned().collect();
+        for sid in inbound {
+            self.end_inbound(now, &sid, reason.clone());
+        }
         let keys: Vec<(String, String)> = self.sessions.keys().cloned().collect();
         for key in keys {
             if let Some(s) = self.sessions.get_mut(&key) {
@@ -284,12 +413,23 @@ impl Calls {
             .values()
             .filter_map(JingleSession::poll_timeout);
         let proposals = self.proposals.values().map(|p| p.expires);
-        sessions.chain(proposals).min()
+        sessions
+            .chain(proposals)
+            .chain(self.inbound_deadline())
+            .min()
     }
 
     /// Whether no session or proposal is left (shutdown can complete).
     pub fn is_idle(&self) -> bool {
-        self.sessions.is_empty() && self.proposals.is_empty()
+        self.sessions.is_empty()
+            && self.proposals.is_empty()
+            && self.out_calls.is_empty()
+            && self.in_calls.is_empty()
+    }
+
+    /// The number of bridged calls in progress (from proceed until both legs ended).
+    pub fn call_count(&self) -> usize {
+        self.out_calls.len()
     }
 
     /// The number of live Jingle sessions.
@@ -301,48 +441,63 @@ impl Calls {
         format!("{number}@{}/{}", self.domain, self.resource)
     }
 
-    /// Moves the session's stanzas to the output, acts on its events (ending an offer
-    /// it cannot bridge), and forgets it once it ended and awaits no reply.
+    /// Moves the session's stanzas to the output, acts on its events (bridging them,
+    /// or ending an offer it cannot bridge), and forgets it once it ended and awaits no
+    /// reply.
     fn drain_key(&mut self, now: Instant, key: &(String, String)) {
-        let Some(s) = self.sessions.get_mut(key) else {
-            return;
-        };
         loop {
+            let Some(s) = self.sessions.get_mut(key) else {
+                return;
+            };
             while let Some(stanza) = s.poll_transmit() {
                 self.transmits.push_back(stanza);
             }
             let Some(event) = s.poll_event() else { break };
-            match event {
-                Event::Offer { .. } => {
-                    let caller = jid::Jid::new(s.peer()).map(|j| j.to_bare());
-                    let allowed = caller.as_ref().is_ok_and(|c| self.routing.may_call_out(c));
-                    let reason = if allowed {
-                        Reason::with_text(ReasonCondition::FailedApplication, NOT_BRIDGED_TEXT)
-                    } else {
-                        Reason::with_text(
-                            ReasonCondition::Decline,
-                            format!(
-                                "{} is not allowed to call telephone numbers through this gateway",
-                                caller.map_or_else(|_| s.peer().to_owned(), |c| c.to_string())
-                            ),
-                        )
-                    };
-                    tracing::info!(sid = %s.sid(), reason = reason.condition.as_str(), "ending call");
-                    s.terminate(now, reason);
-                }
-                Event::Ended { reason, cause } => {
-                    tracing::info!(
-                        sid = %s.sid(),
-                        reason = reason.condition.as_str(),
-                        ?cause,
-                        "call ended"
-                    );
-                }
-                other => tracing::debug!(sid = %s.sid(), event = ?other, "session event"),
+            if self.backend.is_some() {
+                self.on_bridged_event(now, key, event);
+            } else {
+                self.on_unbridged_event(now, key, event);
             }
         }
-        if s.state() == State::Ended && s.poll_timeout().is_none() {
-            self.sessions.remove(key);
+        if let Some(s) = self.sessions.get(key) {
+            if s.state() == State::Ended && s.poll_timeout().is_none() {
+                self.sessions.remove(key);
+            }
+        }
+    }
+
+    /// Without a SIP user agent: ends every offer with a reason the client shows.
+    fn on_unbridged_event(&mut self, now: Instant, key: &(String, String), event: Event) {
+        let Some(s) = self.sessions.get_mut(key) else {
+            return;
+        };
+        match event {
+            Event::Offer { .. } => {
+                let caller = jid::Jid::new(s.peer()).map(|j| j.to_bare());
+                let allowed = caller.as_ref().is_ok_and(|c| self.routing.may_call_out(c));
+                let reason = if allowed {
+                    Reason::with_text(ReasonCondition::FailedApplication, NOT_BRIDGED_TEXT)
+                } else {
+                    Reason::with_text(
+                        ReasonCondition::Decline,
+                        format!(
+                            "{} is not allowed to call telephone numbers through this gateway",
+                            caller.map_or_else(|_| s.peer().to_owned(), |c| c.to_string())
+                        ),
+                    )
+                };
+                tracing::info!(sid = %s.sid(), reason = reason.condition.as_str(), "ending call");
+                s.terminate(now, reason);
+            }
+            Event::Ended { reason, cause } => {
+                tracing::info!(
+                    sid = %s.sid(),
+                    reason = reason.condition.as_str(),
+                    ?cause,
+                    "call ended"
+                );
+            }
+            other => tracing::debug!(sid = %s.sid(), event = ?other, "session event"),
         }
     }
 }

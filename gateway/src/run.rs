@@ -14,7 +14,7 @@ use tokio::time::Instant as TokioInstant;
 use xmpp::component::{self, Action, Component};
 use xmpp::jingle::{Reason, ReasonCondition};
 
-use crate::calls::Calls;
+use crate::calls::{CallInput, Calls};
 use crate::config::Config;
 use crate::xmpp_driver::{self, DriverConfig, XmppEvent, XmppHandle};
 
@@ -43,7 +43,12 @@ const SHUTDOWN_TEXT: &str = "the gateway is shutting down";
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let (xmpp, mut events, driver) = xmpp_driver::spawn(driver_config(&config));
     let component = Component::new(component_config(&config));
-    let mut calls = Calls::new(&config);
+    let (inputs_tx, mut inputs) = tokio::sync::mpsc::unbounded_channel::<CallInput>();
+    let (ua, mut sip_events) = start_sip(&config).await;
+    let mut calls = match ua.clone() {
+        Some(ua) => Calls::bridged(&config, ua, inputs_tx),
+        None => Calls::new(&config),
+    };
     tracing::info!(domain = %config.xmpp.domain, ver = component.ver(), "gateway running");
 
     tokio::pin!(shutdown);
@@ -59,13 +64,29 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 calls.handle_timeout(now());
                 Vec::new()
             }
+            Some(input) = inputs.recv() => {
+                calls.handle_input(now(), input);
+                Vec::new()
+            }
+            Some(event) = recv_sip(&mut sip_events) => {
+                calls.handle_sip(now(), event);
+                Vec::new()
+            }
         };
         if flush(&xmpp, out, &mut calls).await.is_err() {
             break Err(Error::XmppDriverStopped);
         }
     };
     if result.is_ok() {
-        drain(&config, &xmpp, &mut events, &component, &mut calls).await;
+        let mut sides = Sides {
+            events: &mut events,
+            inputs: &mut inputs,
+            sip: &mut sip_events,
+        };
+        drain(&config, &xmpp, &mut sides, &component, &mut calls).await;
+    }
+    if let Some(ua) = ua {
+        ua.shutdown();
     }
     let _ = xmpp.shutdown().await;
     drop(events);
@@ -79,7 +100,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 async fn drain(
     config: &Config,
     xmpp: &XmppHandle,
-    events: &mut tokio::sync::mpsc::Receiver<XmppEvent>,
+    sides: &mut Sides<'_>,
     component: &Component,
     calls: &mut Calls,
 ) {
@@ -97,13 +118,107 @@ async fn drain(
                 tracing::warn!(sessions = calls.session_count(), "drain timeout: leaving calls behind");
                 break;
             }
-            event = events.recv() => match event {
+            event = sides.events.recv() => match event {
                 Some(event) => out = on_event(component, calls, event),
                 None => break,
             },
             () = sleep_until(calls.poll_timeout()) => calls.handle_timeout(now()),
+            Some(input) = sides.inputs.recv() => calls.handle_input(now(), input),
+            Some(event) = recv_sip(sides.sip) => calls.handle_sip(now(), event),
         }
     }
+}
+
+/// The event sources [`drain`] keeps answering.
+struct Sides<'a> {
+    events: &'a mut tokio::sync::mpsc::Receiver<XmppEvent>,
+    inputs: &'a mut tokio::sync::mpsc::UnboundedReceiver<CallInput>,
+    sip: &'a mut Option<tokio::sync::mpsc::UnboundedReceiver<sip::Event>>,
+}
+
+/// Starts the SIP user agent of `[sip]` when trunks are configured. A failure (the
+/// port is taken) is logged, and the gateway runs without bridging calls.
+async fn start_sip(
+    config: &Config,
+) -> (
+    Option<sip::UserAgent>,
+    Option<tokio::sync::mpsc::UnboundedReceiver<sip::Event>>,
+) {
+    if config.sip.trunks.is_empty() {
+        tracing::warn!("no [[sip.trunks]]: calls are not bridged");
+        return (None, None);
+    }
+    match sip::UserAgent::start(sip_config(config)).await {
+        Ok((ua, events)) => {
+            tracing::info!(local = %ua.local_addr(), "sip user agent running");
+            (Some(ua), Some(events))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the SIP user agent: calls are not bridged");
+            (None, None)
+        }
+    }
+}
+
+/// The next SIP event, or never without a user agent.
+async fn recv_sip(
+    events: &mut Option<tokio::sync::mpsc::UnboundedReceiver<sip::Event>>,
+) -> Option<sip::Event> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The SIP user agent's configuration from `[sip]` and `[[sip.trunks]]`.
+fn sip_config(config: &Config) -> sip::Config {
+    use crate::config::{NumberFormat, TrunkAuth};
+    let s = &config.sip;
+    let mut c = sip::Config::default();
+    c.bind(std::net::SocketAddr::new(s.bind_address, s.port))
+        .public_ip(s.public_address)
+        .user_agent(s.user_agent.clone());
+    for t in &s.trunks {
+        let mut trunk = sip::TrunkConfig::new(t.name.clone(), t.host.clone());
+        let transport = match t.transport {
+            crate::config::Transport::Tcp => sip::Transport::Tcp,
+            crate::config::Transport::Tls => sip::Transport::Tls,
+            _ => sip::Transport::Udp,
+        };
+        let credentials = match (&t.username, &t.password) {
+            (Some(u), Some(p)) => Some(sip::digest::Credentials {
+                username: u.clone(),
+                password: p.expose().to_owned(),
+            }),
+            _ => None,
+        };
+        let format = if t.dial_prefix.is_empty() {
+            match t.number_format {
+                NumberFormat::E164NoPlus => sip::NumberFormat::E164NoPlus,
+                _ => sip::NumberFormat::E164,
+            }
+        } else {
+            sip::NumberFormat::TechPrefix(t.dial_prefix.clone())
+        };
+        trunk
+            .port(Some(t.port()))
+            .transport(transport)
+            .credentials(credentials)
+            .register(t.auth == TrunkAuth::Registration)
+            .register_expires(t.register_expires)
+            .allowed_sources(
+                t.allowed_sources
+                    .iter()
+                    .map(|n| sip::IpNet {
+                        addr: n.net().addr(),
+                        prefix: n.net().prefix_len(),
+                    })
+                    .collect(),
+            )
+            .number_format(format);
+        c.trunk(trunk);
+    }
+    c
 }
 
 /// Handles one driver event; returns the stanzas to send, in order.

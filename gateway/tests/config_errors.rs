@@ -301,10 +301,10 @@ fn allow_everyone_defaults_to_false_and_opens_the_router() {
         "{}",
         open.summary()
     );
-    // What Router::from_config must do with it (routing.rs wires it).
-    let mut router = gateway::routing::Router::from_config(&open);
+    // Router::from_config honours it: closed by default, open when set.
+    let router = gateway::routing::Router::from_config(&closed);
     assert!(router.authorize_outbound(&bob).is_err());
-    router.allow_everyone(open.routing.allow_everyone);
+    let router = gateway::routing::Router::from_config(&open);
     assert!(router.authorize_outbound(&bob).is_ok());
 
     let p = problems(&with("routing", "allow_everyone = \"yes\""));

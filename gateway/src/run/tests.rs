@@ -1,18 +1,18 @@
 //! [`run`] end to end against a scripted XMPP server on 127.0.0.1: handshake with the
-//! configured secret, disco, a JMI propose answered with proceed, a session-initiate
-//! acknowledged then terminated with a reason, and a graceful shutdown that closes the
-//! stream. Every wait is bounded.
+//! configured secret, disco, a JMI propose answered with proceed (and a receipt) and
+//! an INVITE to a scripted SIP trunk on 127.0.0.1, a session-initiate acknowledged then
+//! terminated with the reason mapped from the trunk's 486 (INTEROP.md E.6), and a
+//! graceful shutdown that closes the stream. Every wait is bounded.
 
 use std::path::Path;
 use std::time::Duration;
 
 use minidom::Element;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::time::timeout;
 
 use super::run;
-use crate::calls::NOT_BRIDGED_TEXT;
 use crate::config::Config;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -22,8 +22,10 @@ const HANDSHAKE: &str = "0bd4bd168815eb54195fa1c73bda01f74ace423d";
 const U: &str = "alice@example.org/Conversations.x1";
 const N: &str = "+15551234567@gw.example.com";
 const NR: &str = "+15551234567@gw.example.com/gw";
+/// A well-formed sha-256 fingerprint (the test never runs DTLS).
+const FP: &str = "AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89";
 
-fn config(port: u16) -> Config {
+fn config(port: u16, trunk_port: u16) -> Config {
     let text = format!(
         r#"
         [xmpp]
@@ -35,9 +37,15 @@ fn config(port: u16) -> Config {
         reconnect_backoff_max = "200ms"
         [calls]
         drain_timeout = "2s"
+        [sip]
+        bind_address = "127.0.0.1"
+        port = 0
         [[sip.trunks]]
         name = "t"
         host = "127.0.0.1"
+        port = {trunk_port}
+        [media]
+        bind_addresses = ["127.0.0.1"]
         [routing]
         allowed_callers = ["example.org"]
         [[routing.routes]]
@@ -175,6 +183,33 @@ fn parse_stanza(text: &str) -> Element {
     with_ns.parse().unwrap_or_else(|e| panic!("{e}: {with_ns}"))
 }
 
+/// A SIP trunk that answers every INVITE with 486 Busy Here; returns the Request-URI.
+async fn busy_trunk(sock: UdpSocket) -> String {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, from) = timeout(LIMIT, sock.recv_from(&mut buf))
+            .await
+            .expect("an INVITE in time")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !text.starts_with("INVITE ") {
+            continue;
+        }
+        let mut resp = String::from("SIP/2.0 486 Busy Here\r\n");
+        for line in text.lines() {
+            let name = line.split(':').next().unwrap_or("").to_ascii_lowercase();
+            match name.as_str() {
+                "via" | "from" | "call-id" | "cseq" => resp.push_str(&format!("{line}\r\n")),
+                "to" => resp.push_str(&format!("{line};tag=busy1\r\n")),
+                _ => {}
+            }
+        }
+        resp.push_str("Content-Length: 0\r\n\r\n");
+        sock.send_to(resp.as_bytes(), from).await.unwrap();
+        return text.lines().next().unwrap_or_default().to_owned();
+    }
+}
+
 fn is_iq(s: &Element, kind: &str, id: &str) -> bool {
     s.name() == "iq" && s.attr("type") == Some(kind) && s.attr("id") == Some(id)
 }
@@ -183,8 +218,11 @@ fn is_iq(s: &Element, kind: &str, id: &str) -> bool {
 async fn answers_disco_proposes_and_initiates_then_shuts_down() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
+    let trunk = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let trunk_port = trunk.local_addr().unwrap().port();
+    let trunk = tokio::spawn(busy_trunk(trunk));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let gateway = tokio::spawn(run(config(port), async {
+    let gateway = tokio::spawn(run(config(port, trunk_port), async {
         let _ = stop_rx.await;
     }));
     let mut server = Server::accept(&listener).await;
@@ -224,7 +262,17 @@ async fn answers_disco_proposes_and_initiates_then_shuts_down() {
     assert_eq!(proceed.attr("from"), Some(NR));
     assert_eq!(proceed.attr("to"), Some(U));
 
-    // session-initiate → acknowledged, then session-terminate with a reason.
+    // In parallel, the INVITE for the number goes to the trunk, which answers 486.
+    let request_line = timeout(LIMIT, trunk)
+        .await
+        .expect("INVITE in time")
+        .unwrap();
+    assert!(
+        request_line.starts_with("INVITE sip:+15551234567@127.0.0.1"),
+        "{request_line}"
+    );
+
+    // session-initiate → acknowledged, then session-terminate with the mapped reason.
     server
         .write(&format!(
             "<iq type='set' id='i1' from='{U}' to='{NR}'>\
@@ -233,7 +281,7 @@ async fn answers_disco_proposes_and_initiates_then_shuts_down() {
              <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
              <payload-type id='0' name='PCMU' clockrate='8000'/><rtcp-mux/></description>\
              <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='uf' pwd='pwpwpwpwpwpwpwpwpwpwpw'>\
-             <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='actpass'>AB:CD</fingerprint>\
+             <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='actpass'>{FP}</fingerprint>\
              </transport></content></jingle></iq>"
         ))
         .await;
@@ -252,7 +300,13 @@ async fn answers_disco_proposes_and_initiates_then_shuts_down() {
         .and_then(|r| r.children().find(|c| c.name() == "text"))
         .map(Element::text)
         .unwrap_or_default();
-    assert_eq!(text, NOT_BRIDGED_TEXT);
+    assert_eq!(text, "486 Busy Here");
+    let condition = jingle
+        .children()
+        .find(|c| c.name() == "reason")
+        .and_then(|r| r.children().find(|c| c.name() != "text"))
+        .map(|c| c.name().to_owned());
+    assert_eq!(condition.as_deref(), Some("busy"));
     let id = terminate.attr("id").unwrap().to_owned();
     server
         .write(&format!(
@@ -280,7 +334,7 @@ async fn shutdown_while_the_server_is_unreachable_returns_promptly() {
     let port = listener.local_addr().unwrap().port();
     drop(listener);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let gateway = tokio::spawn(run(config(port), async {
+    let gateway = tokio::spawn(run(config(port, 9), async {
         let _ = stop_rx.await;
     }));
     tokio::task::yield_now().await;

@@ -1,0 +1,449 @@
+//! Inbound calls from a SIP trunk (INTEROP.md E.3): an INVITE to a DID rings the user's
+//! devices with a JMI `<propose/>` to their bare JID from the caller's number JID (the
+//! user agent already sent 180); the first device to `<proceed/>` gets our
+//! `session-initiate` (`actpass`, we are ICE controlling), later proceeds get
+//! `<retract/>`; `<reject/>` gives 603 (or 486 for busy), no answer within
+//! `calls.ring_timeout` gives 480. SIP 200 goes to the trunk only once ICE and DTLS
+//! succeeded with the client, so the caller never talks into dead air.
+
+use std::time::Instant;
+
+use jid::BareJid;
+use rand::SeedableRng;
+use xmpp::jingle::{Action, Group, Jingle, Reason, ReasonCondition};
+use xmpp::jmi::{JingleMessage, JmiAction};
+use xmpp::session::{EndCause, Event, JingleSession, State};
+
+use super::outbound::{CallInput, CallKey};
+use super::Calls;
+use crate::bridge::{self, ClientAnswer, INBOUND_CONTENT_NAME};
+use crate::media_driver::{CallMediaEvent, CallMediaHandle, LocalDescription};
+use crate::routing::SlotGuard;
+
+/// The first element of the [`CallKey`] of an inbound call's media inputs.
+pub(super) const INBOUND: &str = "\u{0}inbound";
+
+/// One inbound call in progress.
+#[derive(Debug)]
+pub(super) struct InCall {
+    span: tracing::Span,
+    sip: sip::CallId,
+    sip_ended: bool,
+    user: BareJid,
+    /// The caller's number JID, full (`+1555…@gw/gw`).
+    local: String,
+    offer: sip::sdp::RemoteMedia,
+    media: Option<CallMediaHandle>,
+    local_desc: Option<LocalDescription>,
+    sip_answer: Option<sip::sdp::LocalMedia>,
+    /// The trunk leg's codec, once the trunk's offer is answered.
+    trunk_codec: Option<media::codec::Codec>,
+    /// The device that proceeded, once one did.
+    device: Option<String>,
+    ring_deadline: Instant,
+    answered: bool,
+    ended: bool,
+    _slot: SlotGuard,
+}
+
+impl Calls {
+    /// SIP `Incoming`: checks the DID, then starts ringing the user's devices.
+    pub(super) fn on_sip_incoming(
+        &mut self,
+        now: Instant,
+        call: sip::CallId,
+        trunk: &str,
+        from: &str,
+        to: &str,
+        offer: Option<sip::sdp::RemoteMedia>,
+    ) {
+        let Some(b) = &self.backend else { return };
+        let refuse = |status: u16| {
+            tracing::info!(%status, "inbound call refused");
+            let _ = b.ua.reject(&call, status);
+        };
+        let Ok(did) = b.router.normalize_inbound(trunk, to) else {
+            return refuse(404);
+        };
+        let Some(user) = b.router.did_to_jid(&did) else {
+            return refuse(404);
+        };
+        let Ok(caller) = b.router.normalize_inbound(trunk, from) else {
+            return refuse(403);
+        };
+        let Some(offer) = offer else {
+            return refuse(488);
+        };
+        let Ok(slot) = self.slots.try_acquire(&user) else {
+            return refuse(503);
+        };
+        let sid = format!("in-{}", rand::random::<u64>());
+        let local = self.local_jid(caller.as_str());
+        let span = tracing::info_span!("call", sid = %sid, sip = %call.as_str());
+        {
+            let _e = span.enter();
+            tracing::info!(%caller, %did, %user, "inbound call");
+        }
+        b.spawn_media_role(
+            (INBOUND.to_owned(), sid.clone()),
+            sid.clone(),
+            ice::Role::Controlling,
+        );
+        self.in_by_sip.insert(call.as_str().to_owned(), sid.clone());
+        self.in_calls.insert(
+            sid,
+            InCall {
+                span,
+                sip: call,
+                sip_ended: false,
+                user,
+                local,
+                offer,
+                media: None,
+                local_desc: None,
+                sip_answer: None,
+                trunk_codec: None,
+                device: None,
+                ring_deadline: now + self.proposal_timeout,
+                answered: false,
+                ended: false,
+                _slot: slot,
+            },
+        );
+    }
+
+    /// The inbound call's media driver is ready: answer the trunk's offer for the media
+    /// and ring the user's devices.
+    pub(super) fn on_inbound_media_ready(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        result: Result<(CallMediaHandle, LocalDescription), String>,
+    ) {
+        let Some(c) = self.in_calls.get_mut(sid) else {
+            if let Ok((h, _)) = result {
+                let _ = h.stop();
+            }
+            return;
+        };
+        let Some(b) = &self.backend else { return };
+        let (handle, local) = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "media driver failed to start");
+                self.end_inbound(now, sid, Reason::new(ReasonCondition::MediaError));
+                return;
+            }
+        };
+        let mut rng = rand_chacha::ChaCha20Rng::from_entropy();
+        let answer = bridge::answer_trunk_offer(
+            &c.offer,
+            local.trunk_rtp,
+            b.announce,
+            rand::random::<u32>().into(),
+            &mut rng,
+        );
+        let _ = c.ended;
+        c.media = Some(handle.clone());
+        match answer {
+            Ok((sip_answer, trunk)) => {
+                c.trunk_codec = Some(trunk.codec);
+                let _ = handle.set_trunk_media(trunk);
+                c.sip_answer = Some(sip_answer);
+                c.local_desc = Some(local);
+                let propose = JingleMessage::propose_audio(sid.to_owned());
+                self.transmits
+                    .push_back(propose.to_message(&c.local, &c.user.to_string()));
+                let _e = c.span.enter();
+                tracing::info!(to = %c.user, "propose sent");
+            }
+            Err(e) => {
+                if !c.sip_ended {
+                    c.sip_ended = true;
+                    let _ = b.ua.reject(&c.sip, e.sip_status());
+                }
+                self.end_inbound(now, sid, e.jingle_reason());
+            }
+        }
+    }
+
+    /// A JMI message about an inbound call from a device of the user.
+    pub(super) fn on_inbound_jmi(&mut self, now: Instant, peer: &str, jm: &JingleMessage) {
+        let sid = jm.id.clone();
+        let Some(c) = self.in_calls.get_mut(&sid) else {
+            return;
+        };
+        match &jm.action {
+            JmiAction::Proceed if c.device.is_none() => {
+                let Some(local_desc) = &c.local_desc else {
+                    return;
+                };
+                c.device = Some(peer.to_owned());
+                let passthrough = self
+                    .backend
+                    .as_ref()
+                    .is_some_and(|b| b.policy.prefer_g711_passthrough);
+                let first = if passthrough {
+                    c.trunk_codec
+                } else {
+                    Some(media::codec::Codec::Opus)
+                };
+                let content =
+                    bridge::inbound_offer_content(local_desc, INBOUND_CONTENT_NAME, first);
+                let group = Group::bundle(vec![INBOUND_CONTENT_NAME.to_owned()]);
+                match JingleSession::initiator(
+                    now,
+                    &self.session_config,
+                    &c.local,
+                    peer,
+                    &sid,
+                    vec![content],
+                    Some(group),
+                ) {
+                    Ok(s) => {
+                        {
+                            let _e = c.span.enter();
+                            tracing::info!(device = %peer, "proceed: session-initiate");
+                        }
+                        self.sessions.insert((peer.to_owned(), sid.clone()), s);
+                        self.drain_key(now, &(peer.to_owned(), sid));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot initiate");
+                        self.end_inbound(
+                            now,
+                            &sid,
+                            Reason::new(ReasonCondition::FailedApplication),
+                        );
+                    }
+                }
+            }
+            JmiAction::Proceed => {
+                // Another device was faster.
+                let retract = JingleMessage::new(
+                    sid.clone(),
+                    JmiAction::Retract {
+                        reason: Some(Reason::with_text(
+                            ReasonCondition::Cancel,
+                            "answered on another device",
+                        )),
+                    },
+                );
+                self.transmits.push_back(retract.to_message(&c.local, peer));
+            }
+            JmiAction::Reject { reason } if c.device.is_none() => {
+                let status = bridge::reasons::sip_status_for_jmi_reject(reason.as_ref());
+                if let Some(b) = &self.backend {
+                    if !c.sip_ended {
+                        c.sip_ended = true;
+                        let _ = b.ua.reject(&c.sip, status);
+                    }
+                }
+                let _e = c.span.enter();
+                tracing::info!(%status, "rejected by the user");
+                drop(_e);
+                self.end_inbound(now, &sid, Reason::new(ReasonCondition::Decline));
+            }
+            other => tracing::debug!(%sid, action = other.name(), "jingle message ignored"),
+        }
+    }
+
+    /// A session event of an inbound call.
+    pub(super) fn on_inbound_event(&mut self, now: Instant, key: &CallKey, event: Event) {
+        let sid = key.1.clone();
+        match event {
+            Event::Accepted { contents, group } => {
+                let Some(c) = self.in_calls.get_mut(&sid) else {
+                    return;
+                };
+                let mut j = Jingle::new(Action::SessionAccept, sid.clone());
+                j.contents = contents;
+                j.group = group;
+                let policy = self
+                    .backend
+                    .as_ref()
+                    .map(|b| b.policy.clone())
+                    .unwrap_or_default();
+                match ClientAnswer::parse(&j, INBOUND_CONTENT_NAME, &policy) {
+                    Ok(answer) => {
+                        if let Some(m) = &c.media {
+                            let _ = m.set_client_media(answer.media.clone());
+                            let _ = m.remote_ice_credentials(&answer.ice.ufrag, &answer.ice.pwd);
+                            for cand in answer.candidates {
+                                let _ = m.remote_candidate(cand);
+                            }
+                        }
+                        let _e = c.span.enter();
+                        tracing::info!(codec = answer.media.codec.name(), "client accepted");
+                    }
+                    Err(e) => self.end_inbound(now, &sid, e.jingle_reason()),
+                }
+            }
+            Event::TransportInfo { transport, .. } => {
+                if let Some(m) = self.in_calls.get(&sid).and_then(|c| c.media.as_ref()) {
+                    for cand in super::outbound::ice_candidates(&transport) {
+                        let _ = m.remote_candidate(cand);
+                    }
+                }
+            }
+            Event::Ended { reason, cause } => {
+                tracing::info!(%sid, reason = reason.condition.as_str(), ?cause, "session ended");
+                let _ = matches!(cause, EndCause::PeerTerminated);
+                self.end_inbound(now, &sid, reason);
+            }
+            other => tracing::debug!(%sid, event = ?other, "session event"),
+        }
+    }
+
+    /// A media event of an inbound call: DTLS up → SIP 200.
+    pub(super) fn on_inbound_media(&mut self, now: Instant, sid: &str, event: CallMediaEvent) {
+        let Some(c) = self.in_calls.get_mut(sid) else {
+            return;
+        };
+        let span = c.span.clone();
+        let _e = span.enter();
+        match event {
+            CallMediaEvent::DtlsConnected { .. } if !c.answered => {
+                c.answered = true;
+                if let (Some(b), Some(answer)) = (&self.backend, c.sip_answer.clone()) {
+                    match b.ua.answer(&c.sip, answer) {
+                        Ok(_) => tracing::info!("ICE and DTLS up: SIP 200 sent"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot answer the trunk");
+                            c.sip_ended = true;
+                            self.end_inbound(
+                                now,
+                                sid,
+                                Reason::new(ReasonCondition::FailedApplication),
+                            );
+                        }
+                    }
+                }
+            }
+            CallMediaEvent::Failed { error } => {
+                tracing::warn!(%error, "media failed");
+                let condition = if error.is_security() {
+                    ReasonCondition::SecurityError
+                } else {
+                    ReasonCondition::MediaError
+                };
+                self.end_inbound(now, sid, Reason::with_text(condition, error.to_string()));
+            }
+            CallMediaEvent::Stopped { client, trunk } => {
+                tracing::info!(
+                    client_rx = client.rx.packets,
+                    client_tx = client.tx.packets,
+                    trunk_rx = trunk.rx.packets,
+                    trunk_tx = trunk.tx.packets,
+                    "call summary"
+                );
+                if let Some(c) = self.in_calls.remove(sid) {
+                    self.in_by_sip.remove(c.sip.as_str());
+                }
+            }
+            other => tracing::debug!(event = ?other, "media event"),
+        }
+    }
+
+    /// SIP `Ended` of an inbound call (CANCEL or BYE from the trunk).
+    pub(super) fn on_inbound_sip_ended(
+        &mut self,
+        now: Instant,
+        sid: &str,
+        reason: &sip::EndReason,
+    ) {
+        if let Some(c) = self.in_calls.get_mut(sid) {
+            c.sip_ended = true;
+        }
+        self.end_inbound(now, sid, bridge::reasons::jingle_reason_for_sip_end(reason));
+    }
+
+    /// Rings out: calls not answered by `ring_deadline` end with 480.
+    pub(super) fn inbound_timeouts(&mut self, now: Instant) {
+        let due: Vec<String> = self
+            .in_calls
+            .iter()
+            .filter(|(_, c)| !c.ended && c.device.is_none() && c.ring_deadline <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for sid in due {
+            if let (Some(c), Some(b)) = (self.in_calls.get_mut(&sid), &self.backend) {
+                if !c.sip_ended {
+                    c.sip_ended = true;
+                    let _ = b.ua.reject(&c.sip, 480);
+                }
+            }
+            self.end_inbound(now, &sid, Reason::new(ReasonCondition::Timeout));
+        }
+    }
+
+    /// The earliest ring deadline.
+    pub(super) fn inbound_deadline(&self) -> Option<Instant> {
+        self.in_calls
+            .values()
+            .filter(|c| !c.ended && c.device.is_none())
+            .map(|c| c.ring_deadline)
+            .min()
+    }
+
+    /// Ends an inbound call everywhere it is still up.
+    pub(super) fn end_inbound(&mut self, now: Instant, sid: &str, reason: Reason) {
+        let Some(c) = self.in_calls.get_mut(sid) else {
+            return;
+        };
+        if c.ended {
+            return;
+        }
+        c.ended = true;
+        {
+            let _e = c.span.enter();
+            tracing::info!(reason = reason.condition.as_str(), "ending inbound call");
+        }
+        if !c.sip_ended {
+            c.sip_ended = true;
+            if let Some(b) = &self.backend {
+                let _ = b.ua.hangup(&c.sip);
+            }
+        }
+        match &c.device {
+            Some(device) => {
+                let key = (device.clone(), sid.to_owned());
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    if s.state() != State::Ended {
+                        s.terminate(now, reason);
+                    }
+                }
+            }
+            None => {
+                let retract = JingleMessage::new(
+                    sid.to_owned(),
+                    JmiAction::Retract {
+                        reason: Some(reason),
+                    },
+                );
+                self.transmits
+                    .push_back(retract.to_message(&c.local, &c.user.to_string()));
+            }
+        }
+        match &c.media {
+            Some(m) => {
+                let _ = m.stop();
+            }
+            None => {
+                if let Some(c) = self.in_calls.remove(sid) {
+                    self.in_by_sip.remove(c.sip.as_str());
+                }
+            }
+        }
+    }
+
+    /// Routes a media input of an inbound call.
+    pub(super) fn on_inbound_input(&mut self, now: Instant, input: CallInput) {
+        match input {
+            CallInput::MediaReady { key, result } => {
+                self.on_inbound_media_ready(now, &key.1, result);
+            }
+            CallInput::Media { key, event } => self.on_inbound_media(now, &key.1, event),
+        }
+    }
+}

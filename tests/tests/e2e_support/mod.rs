@@ -1,0 +1,469 @@
+//! Shared by the outbound end-to-end test and the demo (`tests/examples/demo.rs`):
+//! Prosody, the gateway and baresip as the phone on loopback, and the libwebrtc client
+//! (Conversations-like: JMI, inline candidates, renomination) calling a number.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime};
+
+use testbed::ports::free_port;
+use testbed::{
+    Candidates, Gateway, GatewayConfig, Process, ProcessBuilder, Prosody, Scratch, WebrtcClient,
+    WebrtcConfig,
+};
+
+/// The number called; baresip answers it.
+pub(crate) const NUMBER: &str = "+15551230000";
+/// The tone the phone (baresip) plays, in Hz.
+pub(crate) const PHONE_HZ: f64 = 440.0;
+/// The tone the XMPP client sends, in Hz.
+pub(crate) const CLIENT_HZ: f64 = 660.0;
+/// Every wait.
+pub(crate) const WAIT: Duration = Duration::from_secs(20);
+
+/// What one call showed.
+#[derive(Debug)]
+pub(crate) struct Outcome {
+    /// The caller's JID and the number JID called.
+    pub(crate) caller: String,
+    /// The number JID.
+    pub(crate) callee: String,
+    /// The codec the client received (`opus`, `PCMU`).
+    pub(crate) client_codec: String,
+    /// The gateway's call summary line.
+    pub(crate) summary: String,
+    /// Frequency the client heard from the phone.
+    pub(crate) client_heard_hz: f64,
+    /// Frequency in the phone's recording of the client.
+    pub(crate) phone_heard_hz: f64,
+    /// propose → `INVITE sent` in the gateway log.
+    pub(crate) propose_to_invite: Option<Duration>,
+    /// SIP 200 in the gateway log → the client's first received audio (its `track`
+    /// event, then `inbound.packets > 0`).
+    pub(crate) answer_to_audio: Option<Duration>,
+    /// Client call → accepted.
+    pub(crate) time_to_connect: Duration,
+    /// baresip logged the BYE.
+    pub(crate) bye_reached_phone: bool,
+    /// The gateway's log lines of the call's milestones (for diagnosis).
+    pub(crate) timeline: Vec<String>,
+}
+
+/// The test bed: scratch dir, Prosody with alice, the gateway, baresip.
+pub(crate) struct Bed {
+    pub(crate) scratch: Scratch,
+    pub(crate) prosody: Prosody,
+    pub(crate) gateway: Gateway,
+    pub(crate) phone: Process,
+    pub(crate) phone_dir: PathBuf,
+}
+
+/// Starts Prosody, baresip (auto-answer, 440 Hz tone, recording) on a free port, and
+/// the gateway with its `local` trunk pointing at baresip.
+pub(crate) fn start_bed(name: &str, time_limit: Duration) -> Result<Bed, String> {
+    let scratch = Scratch::new(name).map_err(|e| format!("scratch: {e}"))?;
+    let mut prosody = Prosody::start_default(&scratch).map_err(|e| format!("prosody: {e}"))?;
+    prosody
+        .register("alice", "alice-pw")
+        .map_err(|e| format!("register alice: {e}"))?;
+    let phone_dir = scratch.subdir("baresip").map_err(|e| e.to_string())?;
+    // A port found free can be taken before baresip binds it (other tests run in
+    // parallel): try a few.
+    let mut attempt = 0;
+    let (phone, port) = loop {
+        let port = free_port();
+        match baresip(&phone_dir, port, time_limit, &[]) {
+            Ok(p) => break (p, port),
+            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    let mut config = GatewayConfig {
+        time_limit,
+        ..GatewayConfig::default()
+    };
+    config.set("sip.trunks.0.port", port);
+    // Offer-driven codec choice: Opus on the client leg when the client offers it
+    // (the default, `true`, keeps G.711 end to end whenever possible).
+    config.set("media.prefer_g711_passthrough", false);
+    let mut gateway =
+        Gateway::start(&scratch, &prosody, &config).map_err(|e| format!("gateway: {e}"))?;
+    prosody
+        .wait_component_authenticated(0, WAIT)
+        .map_err(|e| format!("the gateway did not join Prosody: {e}"))?;
+    gateway
+        .wait_for_log("sip user agent running", WAIT)
+        .map_err(|e| format!("the gateway's SIP side did not start: {e}"))?;
+    Ok(Bed {
+        scratch,
+        prosody,
+        gateway,
+        phone,
+        phone_dir,
+    })
+}
+
+fn baresip(dir: &Path, port: u16, limit: Duration, extra: &[&str]) -> Result<Process, String> {
+    let tone = dir.join("tone.wav");
+    let status = Command::new("sox")
+        .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
+        .arg(&tone)
+        .args(["synth", "60", "sine", &PHONE_HZ.to_string(), "vol", "0.5"])
+        .status()
+        .map_err(|e| format!("sox must be installed (scripts/install-deps): {e}"))?;
+    if !status.success() {
+        return Err("sox could not make the tone file".into());
+    }
+    let config = format!(
+        "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_player alsa,null\naudio_alert alsa,null\n\
+         audio_source aufile,{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
+         module alsa.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\n",
+        tone.display(),
+        dir.display()
+    );
+    std::fs::write(dir.join("config"), config).map_err(|e| e.to_string())?;
+    std::fs::write(
+        dir.join("accounts"),
+        format!("<sip:{NUMBER}@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=PCMU\n"),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut process = ProcessBuilder::new("baresip", "baresip")
+        .args(["-f", &dir.display().to_string(), "-n", "127.0.0.1"])
+        .args(extra)
+        .time_limit(limit)
+        .current_dir(dir)
+        .spawn(dir)
+        .map_err(|e| format!("baresip: {e}"))?;
+    let deadline = Instant::now() + WAIT;
+    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "baresip did not bind 127.0.0.1:{port}\n{}",
+                process.log_tail(30)
+            ));
+        }
+        if let Err(e) = process.check_running() {
+            return Err(format!("baresip exited: {e}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(process)
+}
+
+/// Timestamp (UTC, seconds of the day) of the first gateway log line containing
+/// `needle`.
+fn log_time(log: &str, needle: &str) -> Option<f64> {
+    let line = log.lines().find(|l| l.contains(needle))?;
+    // tracing's default format: `2026-11-23T19:20:01.123456Z  INFO …`
+    let ts = line.split_whitespace().next()?;
+    let time = ts.split('T').nth(1)?.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+fn now_of_day() -> f64 {
+    let t = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    t.as_secs_f64() % 86_400.0
+}
+
+/// Places a call from alice (the libwebrtc client, Conversations-like) to [`NUMBER`],
+/// checks the tones both ways, hangs up and reads the phone's recording.
+/// `codecs`: the client's codec preference (`["PCMU"]` for passthrough, empty for
+/// libwebrtc's default, Opus first).
+pub(crate) fn outbound_call(bed: &mut Bed, codecs: &[&str]) -> Result<Outcome, String> {
+    let mut config = WebrtcConfig::new(bed.prosody.jid("alice"), "alice-pw");
+    config.tone_hz = CLIENT_HZ;
+    config.candidates = Candidates::Inline;
+    config.renomination = true;
+    config.codecs = codecs.iter().map(|c| (*c).to_owned()).collect();
+    config.time_limit = Duration::from_secs(90);
+    let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &config)
+        .map_err(|e| format!("the client did not log in: {e}"))?;
+    let callee = format!("{NUMBER}@{}", bed.prosody.component_domain());
+    let started = Instant::now();
+    alice
+        .call(&callee, true)
+        .map_err(|e| format!("call: {e}"))?;
+    alice.wait_for("accepted", WAIT).map_err(|e| {
+        format!(
+            "the call was not answered: {e}\n{}",
+            bed.gateway.process().log_tail(40)
+        )
+    })?;
+    let time_to_connect = started.elapsed();
+    // First audio at the client: poll its inbound packet count.
+    let mut first_audio_at = None;
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        let s = alice.stats().map_err(|e| format!("stats: {e}"))?;
+        if s["inbound"][0]["packets"].as_u64().unwrap_or(0) > 0 {
+            first_audio_at = Some(now_of_day());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let heard = hears_tone(&mut alice, PHONE_HZ)?;
+    let stats = alice.stats().map_err(|e| format!("stats: {e}"))?;
+    let client_codec = stats["inbound"][0]["codec"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned();
+    // Let the phone record a while of the client's tone.
+    std::thread::sleep(Duration::from_secs(2));
+    alice
+        .hangup("success")
+        .map_err(|e| format!("hangup: {e}"))?;
+    let phone_log = bed.phone.log_path().to_owned();
+    let gw_log_path = bed.gateway.process().log_path().to_owned();
+    let mut summary = String::new();
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        let log = std::fs::read_to_string(&gw_log_path).unwrap_or_default();
+        if let Some(l) = log.lines().find(|l| l.contains("call summary")) {
+            summary = l.to_owned();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gw_log = std::fs::read_to_string(&gw_log_path).unwrap_or_default();
+    let propose_to_invite = match (
+        log_time(&gw_log, "call proposal accepted"),
+        log_time(&gw_log, "INVITE sent"),
+    ) {
+        (Some(a), Some(b)) if b >= a => Some(Duration::from_secs_f64(b - a)),
+        _ => None,
+    };
+    let answer_to_audio = match (log_time(&gw_log, "SIP 200"), first_audio_at) {
+        (Some(a), Some(b)) if b >= a => Some(Duration::from_secs_f64(b - a)),
+        _ => None,
+    };
+    // baresip writes its recording when the call ends.
+    let mut recording = None;
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline && recording.is_none() {
+        recording = std::fs::read_dir(&bed.phone_dir)
+            .map_err(|e| e.to_string())?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let recording = recording.ok_or_else(|| {
+        format!(
+            "the phone made no recording\n{}",
+            testbed::log_tail(&phone_log, 30)
+        )
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let phone_heard_hz = tone_frequency(&recording)?;
+    let phone_text = std::fs::read_to_string(&phone_log).unwrap_or_default();
+    // baresip reports a BYE from the far end as "session closed: Connection reset by peer".
+    let bye_reached_phone = phone_text.contains("session closed: Connection reset by peer");
+    alice.quit();
+    Ok(Outcome {
+        caller: bed.prosody.jid("alice"),
+        callee,
+        client_codec,
+        summary,
+        client_heard_hz: heard,
+        phone_heard_hz,
+        propose_to_invite,
+        answer_to_audio,
+        time_to_connect,
+        bye_reached_phone,
+        timeline: gw_log
+            .lines()
+            .filter(|l| {
+                [
+                    "call proposal accepted",
+                    "INVITE sent",
+                    "SIP 200",
+                    "session-initiate",
+                    "answered: session-accept",
+                    "IceState",
+                    "ice selected",
+                    "dtls connected",
+                    "media flowing",
+                ]
+                .iter()
+                .any(|m| l.contains(m))
+            })
+            .map(|l| l.chars().take(160).collect())
+            .collect(),
+    })
+}
+
+/// Waits until `client` hears a tone near `hz` (±2 %) over 1 s; returns its frequency.
+fn hears_tone(client: &mut WebrtcClient, hz: f64) -> Result<f64, String> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = client
+            .audio(Duration::from_secs(1))
+            .map_err(|e| format!("audio report: {e}"))?;
+        if r.frames_received >= 50 && (r.frequency_hz - hz).abs() <= hz * 0.02 && r.rms > 0.02 {
+            return Ok(r.frequency_hz);
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the client never heard {hz} Hz from the phone; last report {r:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The frequency of the tone in a 16-bit PCM WAV file: positive-going zero crossings
+/// counted over the 100 ms blocks whose RMS is above 2 % of full scale (silence before
+/// the media flowed is left out).
+pub(crate) fn tone_frequency(path: &Path) -> Result<f64, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (rate, data) =
+        wav_data(&bytes).ok_or_else(|| format!("{}: not a 16-bit PCM WAV", path.display()))?;
+    let samples: Vec<f64> = data
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    let block = (rate / 10) as usize;
+    let (mut crossings, mut kept) = (0usize, 0usize);
+    for chunk in samples.chunks(block).filter(|c| c.len() == block) {
+        let rms = (chunk.iter().map(|x| x * x).sum::<f64>() / block as f64).sqrt();
+        if rms < 0.02 {
+            continue;
+        }
+        kept += block;
+        crossings += chunk
+            .windows(2)
+            .filter(|w| w[0] < 0.0 && w[1] >= 0.0)
+            .count();
+    }
+    if kept < block * 5 {
+        return Err(format!(
+            "{}: under 0.5 s of audio above -34 dBFS ({} samples at {rate} Hz)",
+            path.display(),
+            samples.len()
+        ));
+    }
+    Ok(crossings as f64 * f64::from(rate) / kept as f64)
+}
+
+/// The sample rate and the `data` chunk of a mono 16-bit PCM WAV file.
+fn wav_data(b: &[u8]) -> Option<(u32, &[u8])> {
+    if b.len() < 12 || &b[0..4] != b"RIFF" || &b[8..12] != b"WAVE" {
+        return None;
+    }
+    let mut i = 12;
+    let mut rate = None;
+    while i + 8 <= b.len() {
+        let id = &b[i..i + 4];
+        let len = u32::from_le_bytes(b[i + 4..i + 8].try_into().ok()?) as usize;
+        let body = &b[i + 8..(i + 8 + len).min(b.len())];
+        if id == b"fmt " && body.len() >= 16 {
+            let channels = u16::from_le_bytes([body[2], body[3]]);
+            let bits = u16::from_le_bytes([body[14], body[15]]);
+            if channels != 1 || bits != 16 {
+                return None;
+            }
+            rate = Some(u32::from_le_bytes(body[4..8].try_into().ok()?));
+        }
+        if id == b"data" {
+            return Some((rate?, body));
+        }
+        i += 8 + len + (len & 1);
+    }
+    None
+}
+
+/// What an inbound call showed.
+#[derive(Debug)]
+pub(crate) struct InboundOutcome {
+    /// Frequency the client heard from the calling phone.
+    pub(crate) client_heard_hz: f64,
+    /// Frequency in the calling phone's recording of the client.
+    pub(crate) phone_heard_hz: f64,
+    /// The JID the propose came from.
+    pub(crate) from: String,
+    /// baresip dial → the client's `incoming` event.
+    pub(crate) dial_to_ring: Duration,
+    /// The caller logged the BYE of alice's hangup.
+    pub(crate) bye_reached_caller: bool,
+    /// The gateway answered (200) only after ICE and DTLS succeeded.
+    pub(crate) answered_after_dtls: bool,
+}
+
+/// A second baresip (the caller, `+15551230000`) dials the DID `did` of alice through
+/// the gateway; alice (auto-answer) hears its tone, it hears alice's; alice hangs up.
+pub(crate) fn inbound_call(bed: &mut Bed, did: &str) -> Result<InboundOutcome, String> {
+    let mut config = WebrtcConfig::new(bed.prosody.jid("alice"), "alice-pw");
+    config.tone_hz = CLIENT_HZ;
+    config.renomination = true;
+    config.time_limit = Duration::from_secs(90);
+    let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &config)
+        .map_err(|e| format!("the client did not log in: {e}"))?;
+    let dir = bed.scratch.subdir("caller").map_err(|e| e.to_string())?;
+    let dial = format!("/dial sip:{did}@127.0.0.1:{}", bed.gateway.sip_port());
+    let started = Instant::now();
+    let mut attempt = 0;
+    let caller = loop {
+        match baresip(&dir, free_port(), Duration::from_secs(60), &["-e", &dial]) {
+            Ok(p) => break p,
+            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    let incoming = alice.wait_for("incoming", WAIT).map_err(|e| {
+        format!(
+            "no call reached the client: {e}\n--- caller ---\n{}",
+            testbed::log_tail(caller.log_path(), 20)
+        )
+    })?;
+    let dial_to_ring = started.elapsed();
+    let from = incoming.str("from").unwrap_or_default().to_owned();
+    let heard = hears_tone(&mut alice, PHONE_HZ)?;
+    std::thread::sleep(Duration::from_secs(2));
+    alice
+        .hangup("success")
+        .map_err(|e| format!("hangup: {e}"))?;
+    let mut recording = None;
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline && recording.is_none() {
+        recording = std::fs::read_dir(&dir)
+            .map_err(|e| e.to_string())?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let recording = recording.ok_or_else(|| {
+        format!(
+            "the caller made no recording\n{}",
+            testbed::log_tail(caller.log_path(), 30)
+        )
+    })?;
+    std::thread::sleep(Duration::from_millis(500));
+    let phone_heard_hz = tone_frequency(&recording)?;
+    let caller_log = std::fs::read_to_string(caller.log_path()).unwrap_or_default();
+    let gw_log = std::fs::read_to_string(bed.gateway.process().log_path()).unwrap_or_default();
+    let answered_after_dtls = match (
+        gw_log.find("dtls connected"),
+        gw_log.find("ICE and DTLS up: SIP 200 sent"),
+    ) {
+        (Some(d), Some(a)) => d < a,
+        _ => false,
+    };
+    alice.quit();
+    Ok(InboundOutcome {
+        client_heard_hz: heard,
+        phone_heard_hz,
+        from,
+        dial_to_ring,
+        bye_reached_caller: caller_log.contains("session closed: Connection reset by peer"),
+        answered_after_dtls,
+    })
+}
