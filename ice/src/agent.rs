@@ -874,6 +874,12 @@ impl Agent {
             _ => {}
         }
         self.respond(source, destination, stun::encode_success(d, source, &pwd));
+        trace!(
+            remote = %Pii(source),
+            use_candidate = d.use_candidate,
+            nomination = ?d.nomination,
+            "check answered"
+        );
 
         // A request with the pre-restart ufrag is a consent check on the old pair.
         if lfrag != self.local_creds.ufrag {

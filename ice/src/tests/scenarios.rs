@@ -212,6 +212,37 @@ fn s3_use_candidate_latest_wins_and_retransmissions_do_not_switch_back() {
     assert_eq!(selected_remote(&b), Some(r2));
 }
 
+/// libwebrtc's renomination pacing (ice/docs/ice.md "Renomination timing with
+/// libwebrtc"): plain checks on its chosen pair at the weak interval (48 ms), then one
+/// NOMINATION 1 about 900 ms after its last ping, sent once (it stops once acknowledged).
+/// The agent must select on that single request, at the instant it arrives, and keep the
+/// pair.
+#[test]
+fn libwebrtc_single_late_nomination_selects_at_once_and_holds() {
+    let (mut b, mut peer, mut now, [h, r1, _]) = renomination_setup();
+    for _ in 0..5 {
+        let (tx, req) = peer.request(&b, false, None, &[]);
+        peer.send(&mut b, now, r1, h, &req).unwrap();
+        assert_eq!(peer.response_to(tx), Some((Class::Success, None)));
+        peer.run(&mut b, &mut now, Duration::from_millis(48));
+    }
+    peer.run(&mut b, &mut now, Duration::from_millis(900));
+    assert!(b.selected_pair().is_none(), "plain checks never select");
+    let (tx, req) = peer.request(&b, false, Some(1), &[]);
+    peer.send(&mut b, now, r1, h, &req).unwrap();
+    assert_eq!(peer.response_to(tx), Some((Class::Success, None)));
+    assert_eq!(
+        selected_remote(&b),
+        Some(r1),
+        "selected on the first nominating request, with no further round trip"
+    );
+    assert_eq!(b.state(), ConnectionState::Connected);
+    // No more NOMINATION follows (acknowledged); consent keeps the pair.
+    peer.run(&mut b, &mut now, Duration::from_secs(35));
+    assert_eq!(selected_remote(&b), Some(r1));
+    assert_eq!(b.state(), ConnectionState::Connected);
+}
+
 /// A nomination on a pair that has not been checked yet selects it once the triggered
 /// check succeeds (§7.3.1.5), and only then.
 #[test]
