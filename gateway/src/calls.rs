@@ -378,7 +378,7 @@ impl Calls {
         }
         let inbound: Vec<String> = self.in_calls.keys().cloned().collect();
         for sid in inbound {
-            self.end_inbound(now, &sid, reason.clone());
+            self.end_inbound(now, &sid, reason.clone(), outbound::HungUpBy::Gateway);
         }
         let keys: Vec<(String, String)> = self.sessions.keys().cloned().collect();
         for key in keys {

@@ -14,7 +14,7 @@ use xmpp::jingle::{Action, Group, Jingle, Reason, ReasonCondition};
 use xmpp::jmi::{JingleMessage, JmiAction};
 use xmpp::session::{EndCause, Event, JingleSession, State};
 
-use super::outbound::{CallInput, CallKey};
+use super::outbound::{CallInput, CallKey, HungUpBy};
 use super::Calls;
 use crate::bridge::{self, ClientAnswer, INBOUND_CONTENT_NAME};
 use crate::media_driver::{CallMediaEvent, CallMediaHandle, LocalDescription};
@@ -43,7 +43,74 @@ pub(super) struct InCall {
     ring_deadline: Instant,
     answered: bool,
     ended: bool,
+    /// The caller's number (E.164), for the summary.
+    caller: String,
+    /// When the INVITE came.
+    started: Instant,
+    /// When SIP 200 went to the trunk.
+    answered_at: Option<Instant>,
+    /// The client leg's codec, once the client accepted.
+    client_codec: Option<media::codec::Codec>,
+    /// The selected ICE pair's candidate types (`host/prflx`).
+    pair: Option<String>,
+    /// Why and by whom the call ended, once it did.
+    end_reason: Option<Reason>,
+    hung_up_by: Option<HungUpBy>,
     _slot: SlotGuard,
+}
+
+impl InCall {
+    /// The one-line summary of a finished inbound call (issue 6, "Lifecycle"): the
+    /// same fields as an outbound call's; packet counts are 0 when no media ran.
+    fn summary(
+        &self,
+        now: Instant,
+        client: Option<&media::stats::LegStats>,
+        trunk: Option<&media::stats::LegStats>,
+    ) {
+        let _e = self.span.enter();
+        let duration = self
+            .answered_at
+            .map_or(0.0, |a| now.saturating_duration_since(a).as_secs_f64());
+        let connect_ms = self
+            .answered_at
+            .map(|a| a.saturating_duration_since(self.started).as_millis() as u64);
+        let client_codec = self.client_codec.map_or("-", |c| c.name());
+        let trunk_codec = self.trunk_codec.map_or("-", |c| c.name());
+        let transcoded =
+            matches!((self.client_codec, self.trunk_codec), (Some(a), Some(b)) if a != b);
+        tracing::info!(
+            caller = %self.caller,
+            user = %self.user,
+            duration_s = format!("{duration:.1}"),
+            connect_ms,
+            client_codec,
+            trunk_codec,
+            transcoded,
+            pair = self.pair.as_deref().unwrap_or("-"),
+            client_rx = client.map_or(0, |l| l.rx.packets),
+            client_tx = client.map_or(0, |l| l.tx.packets),
+            client_lost = client.map_or(0, |l| l.rx.lost),
+            trunk_rx = trunk.map_or(0, |l| l.rx.packets),
+            trunk_tx = trunk.map_or(0, |l| l.tx.packets),
+            trunk_lost = trunk.map_or(0, |l| l.rx.lost),
+            hung_up_by = self.hung_up_by.map_or("-", HungUpBy::as_str),
+            reason = self
+                .end_reason
+                .as_ref()
+                .map_or("success", |r| r.condition.as_str()),
+            "call summary"
+        );
+    }
+}
+
+/// Who ended an inbound call whose Jingle session ended with `cause`: the client when
+/// it sent session-terminate, else the gateway (we terminated, or the session failed).
+pub(super) fn hung_up_by_for(cause: &EndCause) -> HungUpBy {
+    match cause {
+        EndCause::PeerTerminated => HungUpBy::Client,
+        _ => HungUpBy::Gateway,
+    }
 }
 
 impl Calls {
@@ -79,6 +146,7 @@ impl Calls {
         };
         let sid = format!("in-{}", rand::random::<u64>());
         let local = self.local_jid(caller.as_str());
+        let caller = caller.as_str().to_owned();
         let span = tracing::info_span!("call", sid = %sid, sip = %call.as_str());
         {
             let _e = span.enter();
@@ -107,6 +175,13 @@ impl Calls {
                 ring_deadline: now + self.proposal_timeout,
                 answered: false,
                 ended: false,
+                caller,
+                started: now,
+                answered_at: None,
+                client_codec: None,
+                pair: None,
+                end_reason: None,
+                hung_up_by: None,
                 _slot: slot,
             },
         );
@@ -131,7 +206,12 @@ impl Calls {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, "media driver failed to start");
-                self.end_inbound(now, sid, Reason::new(ReasonCondition::MediaError));
+                self.end_inbound(
+                    now,
+                    sid,
+                    Reason::new(ReasonCondition::MediaError),
+                    HungUpBy::Gateway,
+                );
                 return;
             }
         };
@@ -162,7 +242,7 @@ impl Calls {
                     c.sip_ended = true;
                     let _ = b.ua.reject(&c.sip, e.sip_status());
                 }
-                self.end_inbound(now, sid, e.jingle_reason());
+                self.end_inbound(now, sid, e.jingle_reason(), HungUpBy::Gateway);
             }
         }
     }
@@ -214,6 +294,7 @@ impl Calls {
                             now,
                             &sid,
                             Reason::new(ReasonCondition::FailedApplication),
+                            HungUpBy::Gateway,
                         );
                     }
                 }
@@ -242,7 +323,14 @@ impl Calls {
                 let _e = c.span.enter();
                 tracing::info!(%status, "rejected by the user");
                 drop(_e);
-                self.end_inbound(now, &sid, Reason::new(ReasonCondition::Decline));
+                // The user's own reason (busy, decline) for the summary and the
+                // retract to the other devices.
+                let reason = reason
+                    .as_ref()
+                    .filter(|r| r.condition == ReasonCondition::Busy)
+                    .cloned()
+                    .unwrap_or_else(|| Reason::new(ReasonCondition::Decline));
+                self.end_inbound(now, &sid, reason, HungUpBy::Client);
             }
             other => tracing::debug!(%sid, action = other.name(), "jingle message ignored"),
         }
@@ -273,10 +361,11 @@ impl Calls {
                                 let _ = m.remote_candidate(cand);
                             }
                         }
+                        c.client_codec = Some(answer.media.codec);
                         let _e = c.span.enter();
                         tracing::info!(codec = answer.media.codec.name(), "client accepted");
                     }
-                    Err(e) => self.end_inbound(now, &sid, e.jingle_reason()),
+                    Err(e) => self.end_inbound(now, &sid, e.jingle_reason(), HungUpBy::Gateway),
                 }
             }
             Event::TransportInfo { transport, .. } => {
@@ -288,8 +377,7 @@ impl Calls {
             }
             Event::Ended { reason, cause } => {
                 tracing::info!(%sid, reason = reason.condition.as_str(), ?cause, "session ended");
-                let _ = matches!(cause, EndCause::PeerTerminated);
-                self.end_inbound(now, &sid, reason);
+                self.end_inbound(now, &sid, reason, hung_up_by_for(&cause));
             }
             other => tracing::debug!(%sid, event = ?other, "session event"),
         }
@@ -307,7 +395,10 @@ impl Calls {
                 c.answered = true;
                 if let (Some(b), Some(answer)) = (&self.backend, c.sip_answer.clone()) {
                     match b.ua.answer(&c.sip, answer) {
-                        Ok(_) => tracing::info!("ICE and DTLS up: SIP 200 sent"),
+                        Ok(_) => {
+                            c.answered_at = Some(now);
+                            tracing::info!("ICE and DTLS up: SIP 200 sent");
+                        }
                         Err(e) => {
                             tracing::warn!(error = %e, "cannot answer the trunk");
                             c.sip_ended = true;
@@ -315,6 +406,7 @@ impl Calls {
                                 now,
                                 sid,
                                 Reason::new(ReasonCondition::FailedApplication),
+                                HungUpBy::Gateway,
                             );
                         }
                     }
@@ -327,17 +419,22 @@ impl Calls {
                 } else {
                     ReasonCondition::MediaError
                 };
-                self.end_inbound(now, sid, Reason::with_text(condition, error.to_string()));
+                self.end_inbound(
+                    now,
+                    sid,
+                    Reason::with_text(condition, error.to_string()),
+                    HungUpBy::Gateway,
+                );
+            }
+            CallMediaEvent::IceSelected { local, remote } => {
+                let pair = super::outbound::pair_types(&local, &remote);
+                tracing::info!(%pair, remote = %remote.addr, "ice selected a pair");
+                c.pair = Some(pair);
             }
             CallMediaEvent::Stopped { client, trunk } => {
-                tracing::info!(
-                    client_rx = client.rx.packets,
-                    client_tx = client.tx.packets,
-                    trunk_rx = trunk.rx.packets,
-                    trunk_tx = trunk.tx.packets,
-                    "call summary"
-                );
+                drop(_e);
                 if let Some(c) = self.in_calls.remove(sid) {
+                    c.summary(now, Some(&client), Some(&trunk));
                     self.in_by_sip.remove(c.sip.as_str());
                 }
             }
@@ -355,7 +452,12 @@ impl Calls {
         if let Some(c) = self.in_calls.get_mut(sid) {
             c.sip_ended = true;
         }
-        self.end_inbound(now, sid, bridge::reasons::jingle_reason_for_sip_end(reason));
+        self.end_inbound(
+            now,
+            sid,
+            bridge::reasons::jingle_reason_for_sip_end(reason),
+            HungUpBy::Trunk,
+        );
     }
 
     /// Rings out: calls not answered by `ring_deadline` end with 480.
@@ -373,7 +475,12 @@ impl Calls {
                     let _ = b.ua.reject(&c.sip, 480);
                 }
             }
-            self.end_inbound(now, &sid, Reason::new(ReasonCondition::Timeout));
+            self.end_inbound(
+                now,
+                &sid,
+                Reason::new(ReasonCondition::Timeout),
+                HungUpBy::Gateway,
+            );
         }
     }
 
@@ -387,7 +494,7 @@ impl Calls {
     }
 
     /// Ends an inbound call everywhere it is still up.
-    pub(super) fn end_inbound(&mut self, now: Instant, sid: &str, reason: Reason) {
+    pub(super) fn end_inbound(&mut self, now: Instant, sid: &str, reason: Reason, by: HungUpBy) {
         let Some(c) = self.in_calls.get_mut(sid) else {
             return;
         };
@@ -395,6 +502,8 @@ impl Calls {
             return;
         }
         c.ended = true;
+        c.end_reason = Some(reason.clone());
+        c.hung_up_by = Some(by);
         {
             let _e = c.span.enter();
             tracing::info!(reason = reason.condition.as_str(), "ending inbound call");
@@ -430,7 +539,9 @@ impl Calls {
                 let _ = m.stop();
             }
             None => {
+                // No media driver to report statistics: the summary now.
                 if let Some(c) = self.in_calls.remove(sid) {
+                    c.summary(now, None, None);
                     self.in_by_sip.remove(c.sip.as_str());
                 }
             }

@@ -271,3 +271,22 @@ fn terminate_all_finishes_proposals_and_ends_sessions() {
     );
     assert!(h.calls.is_idle(), "{:?}", h.calls);
 }
+
+#[test]
+fn inbound_summary_names_who_hung_up_from_the_session_end_cause() {
+    use super::inbound::hung_up_by_for;
+    use super::outbound::HungUpBy;
+    use xmpp::session::EndCause;
+    assert_eq!(hung_up_by_for(&EndCause::PeerTerminated), HungUpBy::Client);
+    assert_eq!(
+        hung_up_by_for(&EndCause::LocalTerminated),
+        HungUpBy::Gateway
+    );
+    assert_eq!(
+        hung_up_by_for(&EndCause::IqTimeout {
+            action: xmpp::jingle::Action::SessionInitiate
+        }),
+        HungUpBy::Gateway
+    );
+    assert_eq!(HungUpBy::Client.as_str(), "client");
+}

@@ -105,7 +105,14 @@ pub(crate) fn start_bed(name: &str, time_limit: Duration) -> Result<Bed, String>
     })
 }
 
-fn baresip(dir: &Path, port: u16, limit: Duration, extra: &[&str]) -> Result<Process, String> {
+/// baresip as a phone answering [`NUMBER`] on `127.0.0.1:port` (auto-answer, playing a
+/// [`PHONE_HZ`] tone, recording into `dir`), bounded by `limit`; `extra`: more arguments.
+pub(crate) fn baresip(
+    dir: &Path,
+    port: u16,
+    limit: Duration,
+    extra: &[&str],
+) -> Result<Process, String> {
     let tone = dir.join("tone.wav");
     let status = Command::new("sox")
         .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])

@@ -1,0 +1,676 @@
+//! Calls that fail or end early, end to end (issue 6, "Done when" 4, 5 and 6;
+//! INTEROP.md E.6): the real `jingle-sip-gateway` on a real Prosody, the libwebrtc
+//! client behaving like Conversations, and SIPp (scenarios in `tests/peers/sip/`) or
+//! baresip as the trunk. Every case checks that BOTH legs end with the mapped reason
+//! within [`BOTH_LEGS`] of the event that ends the call, measured on the test's clock
+//! by polling the client's events and SIPp's message log every [`POLL`]:
+//!
+//! - callee busy (486) → `<busy/>`;
+//! - the caller hangs up while the trunk rings → CANCEL, 487, ACK;
+//! - the callee hangs up (BYE) → `<success/>`;
+//! - no answer (the trunk rings, then 480) → `<timeout/>`;
+//! - inbound: the user rejects the JMI propose with `<decline/>` → 603, with
+//!   `<busy/>` → 486; nobody answers within `calls.ring_timeout` (1 s here) → 480 to
+//!   the caller and `<retract/>` to the user;
+//! - SIGTERM drains: BYE to the trunk, session-terminate to the client, exit 0;
+//! - failover: the first trunk answers 503, the call completes on the second
+//!   (baresip);
+//! - an INVITE from a source no trunk allows gets 403 and no stanza reaches the user.
+//!
+//! Runs inside a loopback-only namespace (`scripts/test-all`, or
+//! `unshare --net -- bash -c 'ip link set lo up; cargo test -p jsg-tests --test e2e_failures -- --test-threads=2 --nocapture'`);
+//! needs `jingle-sip-gateway` built.
+
+mod e2e_support;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::Value;
+use testbed::ports::{free_port, free_port_range};
+use testbed::webrtc::{Event, OnPropose};
+use testbed::{
+    Gateway, GatewayConfig, Namespace, Process, ProcessBuilder, Prosody, Scratch, WebrtcClient,
+    WebrtcConfig,
+};
+
+/// The number called out (the `+` route of `deploy/testbed.toml`).
+const NUMBER: &str = "+15551230000";
+/// alice's DID (`deploy/testbed.toml`).
+const DID: &str = "+15551230001";
+/// Both legs must have ended within this long of the triggering event (issue 6).
+const BOTH_LEGS: Duration = Duration::from_secs(2);
+/// How often the client's events and SIPp's message log are polled.
+const POLL: Duration = Duration::from_millis(10);
+/// Every setup wait.
+const WAIT: Duration = Duration::from_secs(20);
+
+// ------------------------------------------------------------------ SIPp
+
+/// One SIPp process on 127.0.0.1 running a scenario of `tests/peers/sip/` for one
+/// call (`-m 1`), logging every SIP message it sends or receives.
+struct Sipp {
+    process: Process,
+    port: u16,
+    messages: PathBuf,
+}
+
+impl Sipp {
+    /// A UAS on a free port.
+    fn uas(scratch: &Scratch, scenario: &str) -> Self {
+        Self::start(scratch, scenario, &[])
+    }
+
+    /// A UAC calling `service` at the gateway's SIP port.
+    fn uac(scratch: &Scratch, scenario: &str, service: &str, gateway_port: u16) -> Self {
+        let remote = format!("127.0.0.1:{gateway_port}");
+        Self::start(scratch, scenario, &[&remote, "-s", service])
+    }
+
+    fn start(scratch: &Scratch, scenario: &str, extra: &[&str]) -> Self {
+        let port = free_port();
+        // SIPp binds audio RTP/RTCP at -mp and -mp+1, video at -mp+2 and -mp+3.
+        let media = free_port_range(4);
+        let stem = scenario.trim_end_matches(".xml");
+        let messages = scratch.join(format!("sipp-{stem}.messages.log"));
+        let process = ProcessBuilder::new(format!("sipp-{stem}"), "sipp")
+            .args(extra)
+            .arg("-sf")
+            .arg(testbed::paths::peers_dir().join("sip").join(scenario))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
+            .args(["-m", "1", "-nostdin", "-trace_msg", "-message_file"])
+            .arg(&messages)
+            .time_limit(Duration::from_secs(90))
+            .spawn(scratch.path())
+            .expect("sipp starts");
+        let mut sipp = Self {
+            process,
+            port,
+            messages,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !udp_bound(port) {
+            sipp.process.check_running().expect("sipp keeps running");
+            assert!(Instant::now() < deadline, "sipp did not bind UDP {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sipp
+    }
+
+    /// SIPp's message log so far.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.messages).unwrap_or_default()
+    }
+
+    /// Whether a logged message starts with the line `start` (`CANCEL sip:`,
+    /// `SIP/2.0 486`).
+    fn saw(&self, start: &str) -> bool {
+        self.log().lines().any(|l| l.starts_with(start))
+    }
+
+    /// Waits for [`Sipp::saw`]`(start)`; the instant it was first seen.
+    fn wait(&self, start: &str, timeout: Duration) -> Instant {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.saw(start) {
+                return Instant::now();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "SIPp logged no {start:?} within {timeout:?}\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Waits for SIPp to end its one call and checks it passed the whole scenario.
+    fn assert_passed(&mut self, what: &str) {
+        let status = self
+            .process
+            .wait_timeout(Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{what}: sipp did not finish: {e}\n{}", self.log()));
+        assert!(
+            status.success(),
+            "{what}: sipp failed the scenario ({status})\n{}\n{}",
+            self.process.log_tail(20),
+            self.log()
+        );
+    }
+}
+
+/// Whether a UDP socket is bound to `port`, from the kernel's socket tables.
+fn udp_bound(port: u16) -> bool {
+    let suffix = format!(":{port:04X}");
+    ["/proc/self/net/udp", "/proc/self/net/udp6"]
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .any(|table| {
+            table.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.ends_with(&suffix))
+            })
+        })
+}
+
+// ------------------------------------------------------------------ test bed
+
+/// Prosody with alice, a gateway configured by `configure`.
+struct Bed {
+    // Field order is drop order.
+    gateway: Gateway,
+    prosody: Prosody,
+    scratch: Scratch,
+}
+
+impl Bed {
+    fn start(scratch: Scratch, configure: impl FnOnce(&mut GatewayConfig)) -> Self {
+        let mut prosody = Prosody::start_default(&scratch).expect("prosody starts");
+        prosody.register("alice", "alice-pw").expect("register");
+        let mut config = GatewayConfig {
+            time_limit: Duration::from_secs(120),
+            ..GatewayConfig::default()
+        };
+        config
+            .set(
+                "routing.allowed_callers",
+                format!("[\"{}\"]", prosody.jid("alice")),
+            )
+            .set("routing.routes.0.trunks", "[\"local\"]");
+        configure(&mut config);
+        let mut gateway = Gateway::start(&scratch, &prosody, &config).expect("gateway starts");
+        prosody
+            .wait_component_authenticated(0, WAIT)
+            .expect("the gateway joins Prosody");
+        gateway
+            .wait_for_log("sip user agent running", WAIT)
+            .expect("the gateway's SIP side starts");
+        Self {
+            gateway,
+            prosody,
+            scratch,
+        }
+    }
+
+    /// alice's client (Conversations-like: renomination), reacting to proposes with
+    /// `on_propose` (a reject carries `<decline/>`).
+    fn alice(&self, on_propose: OnPropose) -> WebrtcClient {
+        self.alice_rejecting_with(on_propose, "decline")
+    }
+
+    /// As [`Bed::alice`], a reject carrying the Jingle reason `reject_reason`.
+    fn alice_rejecting_with(&self, on_propose: OnPropose, reject_reason: &str) -> WebrtcClient {
+        let mut config = WebrtcConfig::new(self.prosody.jid("alice"), "alice-pw");
+        config.renomination = true;
+        config.on_propose = on_propose;
+        config.reject_reason = reject_reason.into();
+        config.time_limit = Duration::from_secs(90);
+        WebrtcClient::start(&self.scratch, &self.prosody, &config).expect("client logs in")
+    }
+
+    fn number(&self) -> String {
+        format!("{NUMBER}@{}", self.prosody.component_domain())
+    }
+
+    fn gateway_log(&mut self) -> String {
+        self.gateway.process().log_tail(60)
+    }
+
+    /// Waits for the gateway's `call summary` line and checks who hung up and why.
+    fn assert_summary(&mut self, hung_up_by: &str, reason: &str) {
+        let path = self.gateway.process().log_path().to_owned();
+        let deadline = Instant::now() + WAIT;
+        let line = loop {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(l) = log.lines().find(|l| l.contains("call summary")) {
+                break l.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no call summary\n{}",
+                self.gateway_log()
+            );
+            std::thread::sleep(POLL);
+        };
+        for (key, value) in [("hung_up_by", hung_up_by), ("reason", reason)] {
+            assert!(
+                line.contains(&format!("{key}=\"{value}\"")),
+                "{key}={value} in the summary: {line}"
+            );
+        }
+    }
+}
+
+/// A scratch directory, after checking that only loopback exists.
+fn scratch(name: &str) -> Scratch {
+    Namespace::require_loopback_only();
+    Scratch::new(name).expect("scratch")
+}
+
+/// Polls `client` until an event for which `pred` holds has arrived; the instant it
+/// was seen and the event.
+fn wait_event(
+    client: &mut WebrtcClient,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Event) -> bool,
+) -> (Instant, Event) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        client.drain();
+        if let Some(e) = client.history().iter().find(|e| pred(e)) {
+            return (Instant::now(), e.clone());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no {what} within {timeout:?}; recent events {:?}",
+            client.name(),
+            client
+                .history()
+                .iter()
+                .rev()
+                .take(10)
+                .map(|e| e.0.to_string())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// The session `sid` ended (`terminated`); the instant seen and the reason condition.
+fn wait_terminated(client: &mut WebrtcClient, sid: &str, timeout: Duration) -> (Instant, String) {
+    let (at, e) = wait_event(client, "session terminated", timeout, |e| {
+        e.name() == "terminated" && e.str("sid") == Some(sid)
+    });
+    let condition = e
+        .get("reason")
+        .and_then(|r| r.get("condition"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    (at, condition)
+}
+
+/// `later - earlier`, zero when `later` was seen first (both polled).
+fn after(later: Instant, earlier: Instant) -> Duration {
+    later.saturating_duration_since(earlier)
+}
+
+/// Checks `legs` (name, time from the trigger) against [`BOTH_LEGS`] and prints them.
+fn check_legs(case: &str, legs: &[(&str, Duration)]) {
+    for (leg, d) in legs {
+        eprintln!("{case}: {leg} {} ms after the trigger", d.as_millis());
+        assert!(
+            *d <= BOTH_LEGS,
+            "{case}: {leg} took {d:?} (limit {BOTH_LEGS:?})"
+        );
+    }
+}
+
+/// A bed whose `local` trunk is a SIPp UAS running `scenario`; alice calls the number
+/// and the session is initiated. Returns the bed, the trunk, alice and the sid.
+fn outbound_to_sipp(name: &str, scenario: &str) -> (Bed, Sipp, WebrtcClient, String) {
+    let scratch = scratch(name);
+    let sipp = Sipp::uas(&scratch, scenario);
+    let port = sipp.port;
+    let bed = Bed::start(scratch, |c| {
+        c.set("sip.trunks.0.port", port);
+    });
+    let mut alice = bed.alice(OnPropose::Answer);
+    let sid = alice.call(&bed.number(), true).expect("call placed");
+    (bed, sipp, alice, sid)
+}
+
+// ------------------------------------------------------------------ tests
+
+#[test]
+fn busy_486_ends_client_leg_with_busy() {
+    let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-busy", "uas_busy_486.xml");
+    let sent_486 = sipp.wait("SIP/2.0 486", WAIT);
+    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
+    assert_eq!(condition, "busy", "{}", bed.gateway_log());
+    sipp.assert_passed("486 ACKed");
+    bed.assert_summary("trunk", "busy");
+    let acked = Instant::now();
+    check_legs(
+        "busy",
+        &[
+            ("client session-terminate <busy/>", after(ended, sent_486)),
+            ("trunk 486 ACKed (sipp done)", after(acked, sent_486)),
+        ],
+    );
+    alice.quit();
+}
+
+#[test]
+fn caller_cancels_while_ringing_sends_cancel_and_completes_487() {
+    let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-cancel", "uas_cancel.xml");
+    sipp.wait("SIP/2.0 180", WAIT);
+    // The client is told it rings before it hangs up, like a user would.
+    wait_event(&mut alice, "session initiated", WAIT, |e| {
+        e.name() == "session_initiate_sent" && e.str("sid") == Some(sid.as_str())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let hung_up = Instant::now();
+    alice.hangup("cancel").expect("hangup");
+    let cancel = sipp.wait("CANCEL sip:", WAIT);
+    let sent_487 = sipp.wait("SIP/2.0 487", WAIT);
+    sipp.assert_passed("CANCEL, 200, 487, ACK");
+    let done = Instant::now();
+    assert!(
+        !sipp.saw("BYE sip:"),
+        "a call that was never answered is cancelled, not BYEd"
+    );
+    bed.assert_summary("client", "cancel");
+    check_legs(
+        "cancel",
+        &[
+            ("CANCEL at the trunk", after(cancel, hung_up)),
+            ("487 from the trunk", after(sent_487, hung_up)),
+            ("487 ACKed (sipp done)", after(done, hung_up)),
+        ],
+    );
+    alice.quit();
+}
+
+#[test]
+fn callee_hangs_up_ends_client_leg_with_success() {
+    let (mut bed, mut sipp, mut alice, sid) =
+        outbound_to_sipp("e2e-fail-bye", "uas_answer_then_bye.xml");
+    wait_event(&mut alice, "accepted", WAIT, |e| {
+        e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
+    });
+    let bye = sipp.wait("BYE sip:", WAIT);
+    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
+    assert_eq!(condition, "success", "{}", bed.gateway_log());
+    sipp.assert_passed("BYE answered 200");
+    let done = Instant::now();
+    bed.assert_summary("trunk", "success");
+    check_legs(
+        "callee hangs up",
+        &[
+            ("client session-terminate <success/>", after(ended, bye)),
+            ("BYE answered 200 (sipp done)", after(done, bye)),
+        ],
+    );
+    alice.quit();
+}
+
+#[test]
+fn no_answer_480_ends_client_leg_with_timeout() {
+    let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-480", "uas_ring_480.xml");
+    let sent_480 = sipp.wait("SIP/2.0 480", WAIT);
+    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
+    assert_eq!(condition, "timeout", "{}", bed.gateway_log());
+    sipp.assert_passed("480 ACKed");
+    bed.assert_summary("trunk", "timeout");
+    let acked = Instant::now();
+    check_legs(
+        "no answer",
+        &[
+            (
+                "client session-terminate <timeout/>",
+                after(ended, sent_480),
+            ),
+            ("480 ACKed (sipp done)", after(acked, sent_480)),
+        ],
+    );
+    alice.quit();
+}
+
+#[test]
+fn inbound_decline_gives_603_to_the_caller() {
+    let mut bed = Bed::start(scratch("e2e-fail-decline"), |_| {});
+    let mut alice = bed.alice(OnPropose::Reject);
+    let mut sipp = Sipp::uac(
+        &bed.scratch,
+        "uac_declined_603.xml",
+        DID,
+        bed.gateway.sip_port(),
+    );
+    let (rejected, _) = wait_event(&mut alice, "JMI reject sent", WAIT, |e| {
+        e.name() == "jmi_sent" && e.str("action") == Some("reject")
+    });
+    let got_603 = sipp.wait("SIP/2.0 603", WAIT);
+    sipp.assert_passed("603 received and ACKed");
+    let done = Instant::now();
+    alice.drain();
+    assert!(
+        !alice.history().iter().any(|e| e.name() == "incoming"),
+        "no session after the reject"
+    );
+    bed.assert_summary("client", "decline");
+    check_legs(
+        "inbound decline",
+        &[
+            ("603 at the caller", after(got_603, rejected)),
+            ("603 ACKed (sipp done)", after(done, rejected)),
+        ],
+    );
+    alice.quit();
+}
+
+#[test]
+fn sigterm_drains_an_established_call_on_both_legs_and_exits_0() {
+    let (mut bed, mut sipp, mut alice, sid) =
+        outbound_to_sipp("e2e-fail-drain", "uas_answer_wait_bye.xml");
+    wait_event(&mut alice, "accepted", WAIT, |e| {
+        e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    bed.gateway
+        .process()
+        .signal(Signal::SIGTERM)
+        .expect("SIGTERM to the gateway");
+    let bye = sipp.wait("BYE sip:", WAIT);
+    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
+    assert!(
+        !condition.is_empty() && condition != "success",
+        "a drained call ends with a failure reason, got {condition:?}"
+    );
+    let status = bed
+        .gateway
+        .process()
+        .wait_timeout(Duration::from_secs(10))
+        .expect("the gateway exits after draining");
+    let exited = Instant::now();
+    assert!(
+        status.success(),
+        "gateway exit {status}\n{}",
+        bed.gateway_log()
+    );
+    sipp.assert_passed("BYE answered 200");
+    bed.assert_summary("gateway", &condition);
+    eprintln!("drain: client reason <{condition}/>");
+    check_legs(
+        "drain",
+        &[
+            ("BYE at the trunk", after(bye, signalled)),
+            ("client session-terminate", after(ended, signalled)),
+            ("gateway exited 0", after(exited, signalled)),
+        ],
+    );
+    alice.quit();
+}
+
+#[test]
+fn failover_from_503_to_the_second_trunk_completes_the_call() {
+    let scratch = scratch("e2e-fail-failover");
+    let mut first = Sipp::uas(&scratch, "uas_unavailable_503.xml");
+    let phone_dir = scratch.subdir("baresip").expect("subdir");
+    let phone_port = free_port();
+    let mut phone = e2e_support::baresip(&phone_dir, phone_port, Duration::from_secs(90), &[])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let first_port = first.port;
+    let mut bed = Bed::start(scratch, |c| {
+        // The second trunk of the testbed (`kamailio`) turned into a plain IP trunk
+        // pointing at baresip.
+        c.set("sip.trunks.0.port", first_port)
+            .set("sip.trunks.1.port", phone_port)
+            .set("sip.trunks.1.auth", "ip")
+            .set("routing.routes.0.trunks", "[\"local\", \"kamailio\"]");
+    });
+    let mut alice = bed.alice(OnPropose::Answer);
+    let started = Instant::now();
+    let sid = alice.call(&bed.number(), true).expect("call placed");
+    let sent_503 = first.wait("SIP/2.0 503", WAIT);
+    let (accepted, _) = wait_event(&mut alice, "accepted", WAIT, |e| {
+        e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
+    });
+    first.assert_passed("503 ACKed");
+    let invites = first
+        .log()
+        .lines()
+        .filter(|l| l.starts_with("INVITE sip:"))
+        .count();
+    assert_eq!(invites, 1, "the first trunk is tried once");
+    let phone_log = std::fs::read_to_string(phone.log_path()).unwrap_or_default();
+    assert!(
+        phone_log.contains("Call established") || phone_log.contains("call established"),
+        "the second trunk (baresip) answered\n{}",
+        phone.log_tail(30)
+    );
+    eprintln!(
+        "failover: call -> 503 {} ms, 503 -> accepted via the second trunk {} ms",
+        after(sent_503, started).as_millis(),
+        after(accepted, sent_503).as_millis()
+    );
+    alice.hangup("success").expect("hangup");
+    let deadline = Instant::now() + WAIT;
+    while !std::fs::read_to_string(phone.log_path())
+        .unwrap_or_default()
+        .contains("session closed")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the second trunk never saw the call end\n{}\n{}",
+            phone.log_tail(30),
+            bed.gateway_log()
+        );
+        std::thread::sleep(POLL);
+    }
+    bed.assert_summary("client", "success");
+    alice.quit();
+    phone.kill();
+}
+
+#[test]
+fn invite_from_unknown_source_gets_403_and_no_stanza() {
+    let mut bed = Bed::start(scratch("e2e-fail-403"), |c| {
+        // No trunk trusts 127.0.0.1 any more: both are reached at ::1 (never used
+        // here) and allow only ::1.
+        for t in 0..2 {
+            c.set(&format!("sip.trunks.{t}.host"), "::1")
+                .set(&format!("sip.trunks.{t}.allowed_sources"), "[\"::1\"]");
+        }
+    });
+    let mut alice = bed.alice(OnPropose::Answer);
+    let mut sipp = Sipp::uac(
+        &bed.scratch,
+        "uac_forbidden_403.xml",
+        DID,
+        bed.gateway.sip_port(),
+    );
+    let got_403 = sipp.wait("SIP/2.0 403", WAIT);
+    sipp.assert_passed("403 received and ACKed");
+    // Nothing may reach alice: give a stanza time to arrive, then look.
+    while got_403.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(POLL);
+    }
+    alice.drain();
+    let seen: Vec<String> = alice
+        .history()
+        .iter()
+        .filter(|e| e.name() == "jmi" || e.name() == "incoming")
+        .map(|e| e.0.to_string())
+        .collect();
+    assert!(seen.is_empty(), "stanzas reached the user: {seen:?}");
+    let from_gateway = alice
+        .stanzas()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|s| s.dir == "in" && s.xml.contains(bed.prosody.component_domain()))
+        .filter(|s| s.xml.contains("propose") || s.xml.contains("jingle"))
+        .count();
+    assert_eq!(from_gateway, 0, "no call stanza from the gateway");
+    let log = std::fs::read_to_string(bed.gateway.process().log_path()).unwrap_or_default();
+    assert!(
+        log.contains("unauthorized source"),
+        "the 403 is the source check's\n{}",
+        bed.gateway_log()
+    );
+    assert!(
+        !log.contains("inbound call refused"),
+        "the call never reached the call layer"
+    );
+    alice.quit();
+}
+
+#[test]
+fn inbound_busy_reject_gives_486_to_the_caller() {
+    let mut bed = Bed::start(scratch("e2e-fail-in-busy"), |_| {});
+    let mut alice = bed.alice_rejecting_with(OnPropose::Reject, "busy");
+    let mut sipp = Sipp::uac(
+        &bed.scratch,
+        "uac_busy_486.xml",
+        DID,
+        bed.gateway.sip_port(),
+    );
+    let (rejected, _) = wait_event(&mut alice, "JMI reject sent", WAIT, |e| {
+        e.name() == "jmi_sent" && e.str("action") == Some("reject")
+    });
+    let got_486 = sipp.wait("SIP/2.0 486", WAIT);
+    sipp.assert_passed("486 received and ACKed");
+    bed.assert_summary("client", "busy");
+    check_legs(
+        "inbound busy",
+        &[("486 at the caller", after(got_486, rejected))],
+    );
+    alice.quit();
+}
+
+#[test]
+fn inbound_unanswered_rings_out_with_480_and_retract() {
+    const RING: Duration = Duration::from_secs(1);
+    let mut bed = Bed::start(scratch("e2e-fail-in-noanswer"), |c| {
+        c.set("calls.ring_timeout", "1s");
+    });
+    let mut alice = bed.alice(OnPropose::Ignore);
+    let mut sipp = Sipp::uac(
+        &bed.scratch,
+        "uac_unanswered_480.xml",
+        DID,
+        bed.gateway.sip_port(),
+    );
+    // The gateway's ring timer starts with the INVITE.
+    let invited = sipp.wait("INVITE sip:", WAIT);
+    let (_, propose) = wait_event(&mut alice, "JMI propose", WAIT, |e| {
+        e.name() == "jmi" && e.str("action") == Some("propose")
+    });
+    let id = propose.str("id").unwrap_or_default().to_owned();
+    let got_480 = sipp.wait("SIP/2.0 480", WAIT);
+    let (retracted, _) = wait_event(&mut alice, "JMI retract", WAIT, |e| {
+        e.name() == "jmi" && e.str("action") == Some("retract") && e.str("id") == Some(&id)
+    });
+    sipp.assert_passed("480 received and ACKed");
+    bed.assert_summary("gateway", "timeout");
+    let rang = after(got_480, invited);
+    assert!(
+        rang + Duration::from_millis(100) >= RING,
+        "the 480 came {rang:?} after the INVITE, before the ring timeout {RING:?}"
+    );
+    // The trigger is the ring timeout's expiry, RING after the INVITE.
+    let deadline = invited + RING;
+    check_legs(
+        "inbound no answer",
+        &[
+            ("480 at the caller", after(got_480, deadline)),
+            ("retract at the client", after(retracted, deadline)),
+        ],
+    );
+    alice.quit();
+}
