@@ -17,6 +17,7 @@ use rand_chacha::ChaCha20Rng;
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
 use tracing::Instrument;
 
 use super::{
@@ -29,6 +30,9 @@ use super::{
 const MAX_SENDS_PER_WAKEUP: usize = 32;
 /// Receive buffer: larger than any datagram on an Ethernet path.
 const RECV_BUF: usize = 2048;
+/// DTLS datagrams from the selected pair kept while the media session is being built
+/// (a ClientHello flight is one or two datagrams; more are retransmissions).
+const MAX_EARLY_DTLS: usize = 4;
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -156,6 +160,12 @@ struct State {
     client_media: Option<ClientMedia>,
     trunk_media: Option<TrunkMedia>,
     session: Option<Session>,
+    /// The session being built on the blocking pool (creating the DTLS context takes
+    /// tens of milliseconds in a debug build), while the task keeps answering ICE checks.
+    building: Option<(Instant, JoinHandle<media::Result<Session>>)>,
+    /// DTLS datagrams that came from the selected pair while `building`, with the
+    /// `(local, remote)` they came on; at most [`MAX_EARLY_DTLS`].
+    early_dtls: Vec<(SocketAddr, SocketAddr, Vec<u8>)>,
     selected: Option<SelectedPair>,
     consent_lost: bool,
     dtls_started: bool,
@@ -238,6 +248,8 @@ impl Driver {
             client_media: params.client.media,
             trunk_media: params.trunk,
             session: None,
+            building: None,
+            early_dtls: Vec::new(),
             selected: None,
             consent_lost: false,
             dtls_started: false,
@@ -318,6 +330,12 @@ impl Driver {
                     None | Some(Command::Stop) => break,
                     Some(c) => state.on_command(now(), c),
                 },
+                r = async {
+                    match state.building.as_mut() {
+                        Some((_, h)) => h.await,
+                        None => std::future::pending().await,
+                    }
+                }, if state.building.is_some() => state.on_built(now(), r),
                 () = sleep => {}
             }
             // Timers: compare the deadlines ourselves (STYLE.md R5).
@@ -376,9 +394,15 @@ impl State {
         }
     }
 
-    /// Builds the media session once both legs' media are known.
+    /// Whether the session is built or being built (its inputs can no longer change).
+    fn session_started(&self) -> bool {
+        self.session.is_some() || self.building.is_some()
+    }
+
+    /// Starts building the media session once both legs' media are known, on tokio's
+    /// blocking pool: [`on_built`](Self::on_built) takes the result.
     fn try_build(&mut self, now: Instant) {
-        if self.session.is_some() || self.failed {
+        if self.session_started() || self.failed {
             return;
         }
         let (Some(c), Some(t)) = (self.client_media.clone(), self.trunk_media.clone()) else {
@@ -411,20 +435,46 @@ impl State {
             security: t.security,
             ssrc: self.rng.next_u32(),
         };
-        match Session::new(
-            self.media_config.clone(),
-            &self.cert,
-            client,
-            trunk,
-            &mut self.rng,
-            now,
-        ) {
-            Ok(s) => {
-                tracing::debug!(transcoding = s.is_transcoding(), "media session built");
-                self.session = Some(s);
-                self.maybe_start_dtls(now);
+        let config = self.media_config.clone();
+        let cert = self.cert.clone();
+        let mut seed = [0u8; 32];
+        self.rng.fill_bytes(&mut seed);
+        let span = tracing::Span::current();
+        let build = tokio::task::spawn_blocking(move || {
+            let _g = span.enter();
+            let mut rng = ChaCha20Rng::from_seed(seed);
+            Session::new(config, &cert, client, trunk, &mut rng, now)
+        });
+        self.building = Some((now, build));
+    }
+
+    /// Takes the built session: starts DTLS if ICE has selected a pair, then feeds the
+    /// DTLS datagrams kept meanwhile that came on the pair still selected.
+    fn on_built(&mut self, now: Instant, r: Result<media::Result<Session>, JoinError>) {
+        let Some((began, _)) = self.building.take() else {
+            return;
+        };
+        let s = match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return self.fail(Failure::Media(e)),
+            Err(e) => {
+                return self.fail(Failure::Media(media::Error::Local(format!(
+                    "media session build: {e}"
+                ))))
             }
-            Err(e) => self.fail(Failure::Media(e)),
+        };
+        tracing::debug!(
+            transcoding = s.is_transcoding(),
+            build_ms = now.saturating_duration_since(began).as_millis() as u64,
+            "media session built"
+        );
+        self.session = Some(s);
+        self.maybe_start_dtls(now);
+        for (local, from, data) in std::mem::take(&mut self.early_dtls) {
+            if self.failed {
+                break;
+            }
+            self.on_client_media(now, local, from, &data);
         }
     }
 
@@ -511,22 +561,37 @@ impl State {
                 }
                 self.after_ice(now);
             }
+            ice::PacketKind::Dtls
+                if self.building.is_some()
+                    && self.on_path(local, from)
+                    && self.early_dtls.len() < MAX_EARLY_DTLS =>
+            {
+                tracing::trace!("dtls datagram kept until the session is built");
+                self.early_dtls.push((local, from, data.to_vec()));
+            }
             ice::PacketKind::Dtls | ice::PacketKind::Rtp => {
-                let on_path = self
-                    .selected
-                    .as_ref()
-                    .is_some_and(|p| p.remote.addr == from && p.local.base == local);
-                match self.session.as_mut() {
-                    Some(s) if on_path => {
-                        let r = s.handle_packet(now, Leg::Client, data);
-                        self.after_session(r);
-                    }
-                    _ => {
-                        tracing::trace!(on_path, "client datagram dropped (no session or off path)")
-                    }
-                }
+                self.on_client_media(now, local, from, data)
             }
             other => tracing::trace!(?other, "client datagram dropped"),
+        }
+    }
+
+    /// Whether `(local, from)` is the ICE-selected pair.
+    fn on_path(&self, local: SocketAddr, from: SocketAddr) -> bool {
+        self.selected
+            .as_ref()
+            .is_some_and(|p| p.remote.addr == from && p.local.base == local)
+    }
+
+    /// DTLS or RTP/RTCP from the client: to the session, only from the selected pair.
+    fn on_client_media(&mut self, now: Instant, local: SocketAddr, from: SocketAddr, data: &[u8]) {
+        let on_path = self.on_path(local, from);
+        match self.session.as_mut() {
+            Some(s) if on_path => {
+                let r = s.handle_packet(now, Leg::Client, data);
+                self.after_session(r);
+            }
+            _ => tracing::trace!(on_path, "client datagram dropped (no session or off path)"),
         }
     }
 
@@ -585,7 +650,7 @@ impl State {
                 let _ = reply.send(creds);
             }
             Command::SetClientMedia(m) => {
-                if self.session.is_some() {
+                if self.session_started() {
                     tracing::warn!("client media changed after the session started: ignored");
                 } else {
                     self.client_media = Some(m);
@@ -594,21 +659,21 @@ impl State {
             Command::SetClientPeerFingerprint {
                 fingerprint,
                 local_setup,
-            } => match (&self.session, self.client_media.as_mut()) {
-                (None, Some(m)) => {
+            } => match (self.session_started(), self.client_media.as_mut()) {
+                (false, Some(m)) => {
                     m.dtls = Some(ClientDtls {
                         local_setup,
                         remote_fingerprint: fingerprint,
                     })
                 }
-                (None, None) => tracing::warn!("fingerprint before the client media: ignored"),
-                (Some(_), _) => tracing::warn!("fingerprint after the session started: ignored"),
+                (false, None) => tracing::warn!("fingerprint before the client media: ignored"),
+                (true, _) => tracing::warn!("fingerprint after the session started: ignored"),
             },
             Command::SetTrunkMedia(t) => {
                 if let Some(r) = t.remote {
                     self.set_trunk_remote(r);
                 }
-                if self.session.is_some() {
+                if self.session_started() {
                     tracing::warn!("trunk media changed after the session started: ignored");
                 } else {
                     self.trunk_media = Some(t);
