@@ -33,7 +33,7 @@ use xmpp::jingle::{Action, Reason, ReasonCondition};
 use xmpp::jmi::{JingleMessage, JmiAction};
 use xmpp::session::{self, Event, JingleIq, JingleSession, SessionConfig, State};
 
-use crate::config::{Config, Routing, E164};
+use crate::config::Config;
 use crate::media_driver::BindParams;
 use crate::routing::{CallSlots, Router};
 
@@ -72,7 +72,7 @@ struct Proposal {
 /// re-arm the timer from `poll_timeout`.
 #[derive(Debug)]
 pub struct Calls {
-    routing: Routing,
+    router: Router,
     domain: String,
     resource: String,
     proposal_timeout: Duration,
@@ -102,7 +102,7 @@ impl Calls {
     /// `calls.ring_timeout` without `session-initiate`.
     pub fn new(config: &Config) -> Self {
         Self {
-            routing: config.routing.clone(),
+            router: Router::from_config(config),
             domain: config.xmpp.domain.clone(),
             resource: config.xmpp.resource.clone(),
             proposal_timeout: config.calls.ring_timeout,
@@ -148,7 +148,6 @@ impl Calls {
         calls.backend = Some(Backend {
             ua,
             inputs,
-            router: Router::from_config(config),
             policy: config.codec_policy(),
             media_config: Arc::new(media_config),
             bind: BindParams {
@@ -262,37 +261,11 @@ impl Calls {
 
     /// Why `caller` may not call `number`, or `None` when it may.
     fn refusal(&self, caller: &jid::BareJid, number: &str) -> Option<Reason> {
-        if let Some(b) = &self.backend {
-            if let Err(denied) = b.router.authorize_outbound(caller) {
-                return Some(denied.jingle_reason());
-            }
-            return b.router.route(number).err().map(|d| d.jingle_reason());
-        }
-        if !self.routing.may_call_out(caller) {
-            return Some(Reason::with_text(
-                ReasonCondition::Decline,
-                format!("{caller} is not allowed to call telephone numbers through this gateway"),
-            ));
-        }
-        let Ok(number) = number.parse::<E164>() else {
-            return Some(Reason::with_text(
-                ReasonCondition::GeneralError,
-                format!("{number} is not an E.164 number"),
-            ));
-        };
-        if self.routing.is_blocked(&number) {
-            return Some(Reason::with_text(
-                ReasonCondition::Decline,
-                format!("calls to {number} are blocked"),
-            ));
-        }
-        if self.routing.route_for(&number).is_none() {
-            return Some(Reason::with_text(
-                ReasonCondition::GeneralError,
-                format!("no route to {number}"),
-            ));
-        }
-        None
+        self.router
+            .authorize_outbound(caller)
+            .and_then(|()| self.router.route(number))
+            .err()
+            .map(|denied| denied.jingle_reason())
     }
 
     /// Handles an `<iq type='set'/>` carrying `<jingle/>`, addressed to a number JID
@@ -474,17 +447,13 @@ impl Calls {
         match event {
             Event::Offer { .. } => {
                 let caller = jid::Jid::new(s.peer()).map(|j| j.to_bare());
-                let allowed = caller.as_ref().is_ok_and(|c| self.routing.may_call_out(c));
-                let reason = if allowed {
-                    Reason::with_text(ReasonCondition::FailedApplication, NOT_BRIDGED_TEXT)
-                } else {
-                    Reason::with_text(
-                        ReasonCondition::Decline,
-                        format!(
-                            "{} is not allowed to call telephone numbers through this gateway",
-                            caller.map_or_else(|_| s.peer().to_owned(), |c| c.to_string())
-                        ),
-                    )
+                let refused = match &caller {
+                    Ok(c) => self.router.authorize_outbound(c).err(),
+                    Err(_) => Some(crate::routing::Denied::CallerNotAllowed),
+                };
+                let reason = match refused {
+                    None => Reason::with_text(ReasonCondition::FailedApplication, NOT_BRIDGED_TEXT),
+                    Some(denied) => denied.jingle_reason(),
                 };
                 tracing::info!(sid = %s.sid(), reason = reason.condition.as_str(), "ending call");
                 s.terminate(now, reason);

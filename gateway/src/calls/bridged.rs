@@ -34,12 +34,12 @@ impl Calls {
         if self.out_calls.contains_key(&key) {
             return Ok(());
         }
-        let trunks = b.router.route(number).map_err(|d| d.jingle_reason())?;
+        let trunks = self.router.route(number).map_err(|d| d.jingle_reason())?;
         let slot = self
             .slots
             .try_acquire(caller)
             .map_err(|l| crate::routing::Denied::from(l).jingle_reason())?;
-        let caller_id = b
+        let caller_id = self
             .router
             .caller_id_for(caller)
             .map(|e| e.as_str().to_owned());

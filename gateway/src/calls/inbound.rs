@@ -129,13 +129,13 @@ impl Calls {
             tracing::info!(%status, "inbound call refused");
             let _ = b.ua.reject(&call, status);
         };
-        let Ok(did) = b.router.normalize_inbound(trunk, to) else {
+        let Ok(did) = self.router.normalize_inbound(trunk, to) else {
             return refuse(404);
         };
-        let Some(user) = b.router.did_to_jid(&did) else {
+        let Some(user) = self.router.did_to_jid(&did) else {
             return refuse(404);
         };
-        let Ok(caller) = b.router.normalize_inbound(trunk, from) else {
+        let Ok(caller) = self.router.normalize_inbound(trunk, from) else {
             return refuse(403);
         };
         let Some(offer) = offer else {

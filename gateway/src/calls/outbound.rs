@@ -34,7 +34,7 @@ use crate::media_driver::{
     self, BindParams, CallMedia, CallMediaEvent, CallMediaHandle, CallMediaParams, ClientLegParams,
     LocalDescription,
 };
-use crate::routing::{Router, SlotGuard};
+use crate::routing::SlotGuard;
 
 /// Identifies a call: the client's full JID and the Jingle/JMI session id.
 pub type CallKey = (String, String);
@@ -66,7 +66,6 @@ pub enum CallInput {
 pub(super) struct Backend {
     pub ua: sip::UserAgent,
     pub inputs: mpsc::UnboundedSender<CallInput>,
-    pub router: Router,
     pub policy: CodecPolicy,
     pub media_config: Arc<media::Config>,
     pub bind: BindParams,

@@ -146,8 +146,9 @@ fn propose_from_a_jid_not_allowed_is_rejected_with_a_text() {
     let reject = jmi_child(&out[0]);
     assert_eq!(reject.name(), "reject");
     let reason = reason_of(reject);
-    assert_eq!(reason.condition, ReasonCondition::Decline);
-    assert!(reason.text.unwrap().contains("mallory@evil.example"));
+    // The same rule as bridged calls (routing::Denied::CallerNotAllowed).
+    assert_eq!(reason.condition, ReasonCondition::SecurityError);
+    assert!(reason.text.unwrap().contains("not allowed to call out"));
     assert!(h.calls.is_idle());
 }
 
@@ -203,7 +204,8 @@ fn session_initiate_from_a_jid_not_allowed_is_declined() {
     let out = h.deliver(&session_initiate(from, "M", "i1"));
     assert_eq!(out[0].attr("type"), Some("result"));
     let reason = jingle_of(out.last().unwrap()).reason.unwrap();
-    assert_eq!(reason.condition, ReasonCondition::Decline);
+    assert_eq!(reason.condition, ReasonCondition::SecurityError);
+    assert!(reason.text.unwrap().contains("not allowed to call out"));
 }
 
 #[test]
