@@ -129,6 +129,14 @@ fn outbound_call_through_kamailio_with_sha256_digest() {
         invite_sent.contains("trunk=kamailio"),
         "the call went out on the kamailio trunk: {invite_sent}"
     );
+    assert!(
+        gw_log
+            .lines()
+            .any(|l| l.contains("INVITE challenged: answering with digest")
+                && l.contains("status=407")),
+        "the gateway answered Kamailio's 407 challenge:\n{}",
+        bed.gateway.process().log_tail(60)
+    );
     let kam_log = std::fs::read_to_string(kam.log_path()).unwrap_or_default();
     let notable: Vec<&str> = kam_log
         .lines()

@@ -233,6 +233,7 @@ impl Inner {
                     let uri = ruri.clone();
                     match auth.answer(kind, &chs, &cred, "INVITE", &uri, &cnonce) {
                         Ok((name, value)) => {
+                            info!(call = %call_id, status, challenges = chs.len(), "INVITE challenged: answering with digest");
                             auth_headers.retain(|(n, _)| n != name);
                             auth_headers.push((name.to_string(), value));
                             cseq += 1;
