@@ -56,6 +56,7 @@ pub mod ports;
 mod process;
 mod prosody;
 mod scratch;
+mod sipp;
 pub mod webrtc;
 
 pub use error::{Error, Result};
@@ -64,4 +65,5 @@ pub use namespace::{Namespace, HOW_TO_RUN};
 pub use process::{log_tail, run_bounded, Process, ProcessBuilder, Stdout};
 pub use prosody::{Prosody, ProsodyConfig};
 pub use scratch::Scratch;
+pub use sipp::Sipp;
 pub use webrtc::{AudioReport, Candidates, OnPropose, WebrtcClient, WebrtcConfig};

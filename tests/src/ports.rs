@@ -86,3 +86,22 @@ pub fn is_listening(port: u16) -> bool {
             })
         })
 }
+
+/// Whether some socket is bound to UDP `port` (any address) in this network namespace,
+/// from `/proc/self/net/udp` and `udp6`, without sending a datagram.
+#[must_use]
+pub fn is_udp_bound(port: u16) -> bool {
+    ["/proc/self/net/udp", "/proc/self/net/udp6"]
+        .iter()
+        .any(|file| {
+            std::fs::read_to_string(file).is_ok_and(|table| {
+                table.lines().skip(1).any(|line| {
+                    line.split_whitespace()
+                        .nth(1)
+                        .and_then(|l| l.rsplit(':').next())
+                        .and_then(|p| u16::from_str_radix(p, 16).ok())
+                        == Some(port)
+                })
+            })
+        })
+}

@@ -18,15 +18,12 @@
 //! Needs `jingle-sip-gateway` built (`cargo build -p jingle-sip-gateway` when running
 //! `-p jsg-tests` alone) and runs inside `unshare --net` (see `tests/README.md`).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use testbed::ports::{free_port, free_port_range};
 use testbed::webrtc::Event;
 use testbed::{
-    Gateway, GatewayConfig, Namespace, Process, ProcessBuilder, Prosody, Scratch, WebrtcClient,
-    WebrtcConfig,
+    Gateway, GatewayConfig, Namespace, Prosody, Scratch, Sipp, WebrtcClient, WebrtcConfig,
 };
 
 /// The number every test calls (routed by the `+` route of `deploy/testbed.toml`).
@@ -66,79 +63,12 @@ const FAILURE_REASONS: [&str; 10] = [
 
 // ------------------------------------------------------------------ private helpers
 
-/// A SIPp UAS on 127.0.0.1 that answers every INVITE with 486, logging every SIP
-/// message it sends or receives (`-trace_msg`), bounded in time and killed by pid.
-struct BusyTrunk {
-    process: Process,
-    port: u16,
-    messages: PathBuf,
-}
-
-impl BusyTrunk {
-    fn start(scratch: &Scratch) -> Self {
-        let port = free_port();
-        // SIPp binds audio RTP/RTCP at -mp and -mp+1, video at -mp+2 and -mp+3.
-        let media = free_port_range(4);
-        let messages = scratch.join("sipp-busy.messages.log");
-        let scenario = testbed::paths::peers_dir()
-            .join("sip")
-            .join("uas_busy_486.xml");
-        let process = ProcessBuilder::new("sipp-busy", "sipp")
-            .arg("-sf")
-            .arg(&scenario)
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
-            .args(["-m", "1", "-nostdin", "-trace_msg", "-message_file"])
-            .arg(&messages)
-            .time_limit(Duration::from_secs(90))
-            .spawn(scratch.path())
-            .expect("sipp starts");
-        let mut trunk = Self {
-            process,
-            port,
-            messages,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !udp_bound(port) {
-            trunk.process.check_running().expect("sipp keeps running");
-            assert!(Instant::now() < deadline, "sipp did not bind UDP {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        trunk
-    }
-
-    /// How many INVITEs SIPp received so far.
-    fn invites(&self) -> usize {
-        std::fs::read_to_string(&self.messages)
-            .unwrap_or_default()
-            .lines()
-            .filter(|l| l.starts_with("INVITE sip:"))
-            .count()
-    }
-}
-
-/// Whether a UDP socket is bound to `port` (any loopback address), from the kernel's
-/// socket tables (no probe datagram).
-fn udp_bound(port: u16) -> bool {
-    let suffix = format!(":{port:04X}");
-    ["/proc/self/net/udp", "/proc/self/net/udp6"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .any(|table| {
-            table.lines().skip(1).any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|a| a.ends_with(&suffix))
-            })
-        })
-}
-
 /// Prosody, the busy trunk, the gateway (routing overridden so only `alice` may call
 /// out, through the trunk `local` pointed at the busy SIPp) and registered users.
 struct Bed {
     // Field order is drop order: clients first, then the gateway, SIPp, Prosody.
     gateway: Gateway,
-    trunk: BusyTrunk,
+    trunk: Sipp,
     prosody: Prosody,
     scratch: Scratch,
 }
@@ -153,7 +83,7 @@ impl Bed {
                 .register(user, &format!("{user}-pw"))
                 .expect("register");
         }
-        let trunk = BusyTrunk::start(&scratch);
+        let trunk = Sipp::uas(&scratch, "uas_busy_486.xml").expect("sipp starts");
         let mut config = GatewayConfig {
             time_limit: Duration::from_secs(120),
             ..GatewayConfig::default()
@@ -164,7 +94,7 @@ impl Bed {
                 format!("[\"{}\"]", prosody.jid(ALLOWED)),
             )
             .set("routing.routes.0.trunks", "[\"local\"]")
-            .set("sip.trunks.0.port", trunk.port)
+            .set("sip.trunks.0.port", trunk.port())
             .set("xmpp.reconnect_backoff_initial", "100ms")
             .set("xmpp.reconnect_backoff_max", "2s");
         let gateway = Gateway::start(&scratch, &prosody, &config).expect("gateway starts");
@@ -605,7 +535,7 @@ fn propose_proceed_initiate_is_acknowledged_and_ended_with_a_reason() {
     );
     assert!(t_ack <= t_term, "acknowledged before it is ended");
     let (condition, text) = reason_of(&terminated, "reason");
-    let invites = bed.trunk.invites();
+    let invites = bed.trunk.count("INVITE sip:");
     eprintln!(
         "call figures: propose->proceed {proceed_ms} ms (client clock); \
          session-initiate->IQ result {} ms; session-initiate->terminate {} ms; \
@@ -632,13 +562,13 @@ fn propose_proceed_initiate_is_acknowledged_and_ended_with_a_reason() {
         );
         let status = bed
             .trunk
-            .process
+            .process()
             .wait_timeout(Duration::from_secs(10))
             .expect("sipp ends its one call");
         assert!(
             status.success(),
             "sipp saw INVITE, sent 486 and got the ACK: {status}\n{}",
-            bed.trunk.process.log_tail(20)
+            bed.trunk.log_tail(20)
         );
     } else {
         assert_eq!(
@@ -707,7 +637,11 @@ fn caller_not_allowed_gets_reject_with_reason() {
     assert!(!text.trim().is_empty(), "{}", terminated.0);
 
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(bed.trunk.invites(), 0, "the trunk sees no INVITE");
+    assert_eq!(
+        bed.trunk.count("INVITE sip:"),
+        0,
+        "the trunk sees no INVITE"
+    );
     bob.quit();
 }
 

@@ -23,16 +23,14 @@
 
 mod e2e_support;
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use testbed::ports::{free_port, free_port_range};
+use testbed::ports::free_port;
 use testbed::webrtc::{Event, OnPropose};
 use testbed::{
-    Gateway, GatewayConfig, Namespace, Process, ProcessBuilder, Prosody, Scratch, WebrtcClient,
-    WebrtcConfig,
+    Gateway, GatewayConfig, Namespace, Prosody, Scratch, Sipp, WebrtcClient, WebrtcConfig,
 };
 
 /// The number called out (the `+` route of `deploy/testbed.toml`).
@@ -45,116 +43,6 @@ const BOTH_LEGS: Duration = Duration::from_secs(2);
 const POLL: Duration = Duration::from_millis(10);
 /// Every setup wait.
 const WAIT: Duration = Duration::from_secs(20);
-
-// ------------------------------------------------------------------ SIPp
-
-/// One SIPp process on 127.0.0.1 running a scenario of `tests/peers/sip/` for one
-/// call (`-m 1`), logging every SIP message it sends or receives.
-struct Sipp {
-    process: Process,
-    port: u16,
-    messages: PathBuf,
-}
-
-impl Sipp {
-    /// A UAS on a free port.
-    fn uas(scratch: &Scratch, scenario: &str) -> Self {
-        Self::start(scratch, scenario, &[])
-    }
-
-    /// A UAC calling `service` at the gateway's SIP port.
-    fn uac(scratch: &Scratch, scenario: &str, service: &str, gateway_port: u16) -> Self {
-        let remote = format!("127.0.0.1:{gateway_port}");
-        Self::start(scratch, scenario, &[&remote, "-s", service])
-    }
-
-    fn start(scratch: &Scratch, scenario: &str, extra: &[&str]) -> Self {
-        let port = free_port();
-        // SIPp binds audio RTP/RTCP at -mp and -mp+1, video at -mp+2 and -mp+3.
-        let media = free_port_range(4);
-        let stem = scenario.trim_end_matches(".xml");
-        let messages = scratch.join(format!("sipp-{stem}.messages.log"));
-        let process = ProcessBuilder::new(format!("sipp-{stem}"), "sipp")
-            .args(extra)
-            .arg("-sf")
-            .arg(testbed::paths::peers_dir().join("sip").join(scenario))
-            .args(["-i", "127.0.0.1", "-p", &port.to_string()])
-            .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
-            .args(["-m", "1", "-nostdin", "-trace_msg", "-message_file"])
-            .arg(&messages)
-            .time_limit(Duration::from_secs(90))
-            .spawn(scratch.path())
-            .expect("sipp starts");
-        let mut sipp = Self {
-            process,
-            port,
-            messages,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !udp_bound(port) {
-            sipp.process.check_running().expect("sipp keeps running");
-            assert!(Instant::now() < deadline, "sipp did not bind UDP {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sipp
-    }
-
-    /// SIPp's message log so far.
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.messages).unwrap_or_default()
-    }
-
-    /// Whether a logged message starts with the line `start` (`CANCEL sip:`,
-    /// `SIP/2.0 486`).
-    fn saw(&self, start: &str) -> bool {
-        self.log().lines().any(|l| l.starts_with(start))
-    }
-
-    /// Waits for [`Sipp::saw`]`(start)`; the instant it was first seen.
-    fn wait(&self, start: &str, timeout: Duration) -> Instant {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if self.saw(start) {
-                return Instant::now();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "SIPp logged no {start:?} within {timeout:?}\n{}",
-                self.log()
-            );
-            std::thread::sleep(POLL);
-        }
-    }
-
-    /// Waits for SIPp to end its one call and checks it passed the whole scenario.
-    fn assert_passed(&mut self, what: &str) {
-        let status = self
-            .process
-            .wait_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|e| panic!("{what}: sipp did not finish: {e}\n{}", self.log()));
-        assert!(
-            status.success(),
-            "{what}: sipp failed the scenario ({status})\n{}\n{}",
-            self.process.log_tail(20),
-            self.log()
-        );
-    }
-}
-
-/// Whether a UDP socket is bound to `port`, from the kernel's socket tables.
-fn udp_bound(port: u16) -> bool {
-    let suffix = format!(":{port:04X}");
-    ["/proc/self/net/udp", "/proc/self/net/udp6"]
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
-        .any(|table| {
-            table.lines().skip(1).any(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .is_some_and(|a| a.ends_with(&suffix))
-            })
-        })
-}
 
 // ------------------------------------------------------------------ test bed
 
@@ -314,8 +202,8 @@ fn check_legs(case: &str, legs: &[(&str, Duration)]) {
 /// and the session is initiated. Returns the bed, the trunk, alice and the sid.
 fn outbound_to_sipp(name: &str, scenario: &str) -> (Bed, Sipp, WebrtcClient, String) {
     let scratch = scratch(name);
-    let sipp = Sipp::uas(&scratch, scenario);
-    let port = sipp.port;
+    let sipp = Sipp::uas(&scratch, scenario).expect("sipp starts");
+    let port = sipp.port();
     let bed = Bed::start(scratch, |c| {
         c.set("sip.trunks.0.port", port);
     });
@@ -329,10 +217,11 @@ fn outbound_to_sipp(name: &str, scenario: &str) -> (Bed, Sipp, WebrtcClient, Str
 #[test]
 fn busy_486_ends_client_leg_with_busy() {
     let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-busy", "uas_busy_486.xml");
-    let sent_486 = sipp.wait("SIP/2.0 486", WAIT);
+    let sent_486 = sipp.wait("SIP/2.0 486", WAIT).expect("sipp logged it");
     let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
     assert_eq!(condition, "busy", "{}", bed.gateway_log());
-    sipp.assert_passed("486 ACKed");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "486 ACKed"));
     bed.assert_summary("trunk", "busy");
     let acked = Instant::now();
     check_legs(
@@ -348,7 +237,7 @@ fn busy_486_ends_client_leg_with_busy() {
 #[test]
 fn caller_cancels_while_ringing_sends_cancel_and_completes_487() {
     let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-cancel", "uas_cancel.xml");
-    sipp.wait("SIP/2.0 180", WAIT);
+    sipp.wait("SIP/2.0 180", WAIT).expect("sipp logged it");
     // The client is told it rings before it hangs up, like a user would.
     wait_event(&mut alice, "session initiated", WAIT, |e| {
         e.name() == "session_initiate_sent" && e.str("sid") == Some(sid.as_str())
@@ -356,9 +245,10 @@ fn caller_cancels_while_ringing_sends_cancel_and_completes_487() {
     std::thread::sleep(Duration::from_millis(300));
     let hung_up = Instant::now();
     alice.hangup("cancel").expect("hangup");
-    let cancel = sipp.wait("CANCEL sip:", WAIT);
-    let sent_487 = sipp.wait("SIP/2.0 487", WAIT);
-    sipp.assert_passed("CANCEL, 200, 487, ACK");
+    let cancel = sipp.wait("CANCEL sip:", WAIT).expect("sipp logged it");
+    let sent_487 = sipp.wait("SIP/2.0 487", WAIT).expect("sipp logged it");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "CANCEL, 200, 487, ACK"));
     let done = Instant::now();
     assert!(
         !sipp.saw("BYE sip:"),
@@ -383,10 +273,11 @@ fn callee_hangs_up_ends_client_leg_with_success() {
     wait_event(&mut alice, "accepted", WAIT, |e| {
         e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
     });
-    let bye = sipp.wait("BYE sip:", WAIT);
+    let bye = sipp.wait("BYE sip:", WAIT).expect("sipp logged it");
     let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
     assert_eq!(condition, "success", "{}", bed.gateway_log());
-    sipp.assert_passed("BYE answered 200");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "BYE answered 200"));
     let done = Instant::now();
     bed.assert_summary("trunk", "success");
     check_legs(
@@ -402,10 +293,11 @@ fn callee_hangs_up_ends_client_leg_with_success() {
 #[test]
 fn no_answer_480_ends_client_leg_with_timeout() {
     let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-480", "uas_ring_480.xml");
-    let sent_480 = sipp.wait("SIP/2.0 480", WAIT);
+    let sent_480 = sipp.wait("SIP/2.0 480", WAIT).expect("sipp logged it");
     let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
     assert_eq!(condition, "timeout", "{}", bed.gateway_log());
-    sipp.assert_passed("480 ACKed");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "480 ACKed"));
     bed.assert_summary("trunk", "timeout");
     let acked = Instant::now();
     check_legs(
@@ -430,12 +322,14 @@ fn inbound_decline_gives_603_to_the_caller() {
         "uac_declined_603.xml",
         DID,
         bed.gateway.sip_port(),
-    );
+    )
+    .expect("sipp starts");
     let (rejected, _) = wait_event(&mut alice, "JMI reject sent", WAIT, |e| {
         e.name() == "jmi_sent" && e.str("action") == Some("reject")
     });
-    let got_603 = sipp.wait("SIP/2.0 603", WAIT);
-    sipp.assert_passed("603 received and ACKed");
+    let got_603 = sipp.wait("SIP/2.0 603", WAIT).expect("sipp logged it");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "603 received and ACKed"));
     let done = Instant::now();
     alice.drain();
     assert!(
@@ -466,7 +360,7 @@ fn sigterm_drains_an_established_call_on_both_legs_and_exits_0() {
         .process()
         .signal(Signal::SIGTERM)
         .expect("SIGTERM to the gateway");
-    let bye = sipp.wait("BYE sip:", WAIT);
+    let bye = sipp.wait("BYE sip:", WAIT).expect("sipp logged it");
     let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
     assert!(
         !condition.is_empty() && condition != "success",
@@ -483,7 +377,8 @@ fn sigterm_drains_an_established_call_on_both_legs_and_exits_0() {
         "gateway exit {status}\n{}",
         bed.gateway_log()
     );
-    sipp.assert_passed("BYE answered 200");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "BYE answered 200"));
     bed.assert_summary("gateway", &condition);
     eprintln!("drain: client reason <{condition}/>");
     check_legs(
@@ -500,12 +395,12 @@ fn sigterm_drains_an_established_call_on_both_legs_and_exits_0() {
 #[test]
 fn failover_from_503_to_the_second_trunk_completes_the_call() {
     let scratch = scratch("e2e-fail-failover");
-    let mut first = Sipp::uas(&scratch, "uas_unavailable_503.xml");
+    let mut first = Sipp::uas(&scratch, "uas_unavailable_503.xml").expect("sipp starts");
     let phone_dir = scratch.subdir("baresip").expect("subdir");
     let phone_port = free_port();
     let mut phone = e2e_support::baresip(&phone_dir, phone_port, Duration::from_secs(90), &[])
         .unwrap_or_else(|e| panic!("{e}"));
-    let first_port = first.port;
+    let first_port = first.port();
     let mut bed = Bed::start(scratch, |c| {
         // The second trunk of the testbed (`kamailio`) turned into a plain IP trunk
         // pointing at baresip.
@@ -517,11 +412,13 @@ fn failover_from_503_to_the_second_trunk_completes_the_call() {
     let mut alice = bed.alice(OnPropose::Answer);
     let started = Instant::now();
     let sid = alice.call(&bed.number(), true).expect("call placed");
-    let sent_503 = first.wait("SIP/2.0 503", WAIT);
+    let sent_503 = first.wait("SIP/2.0 503", WAIT).expect("sipp logged it");
     let (accepted, _) = wait_event(&mut alice, "accepted", WAIT, |e| {
         e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
     });
-    first.assert_passed("503 ACKed");
+    first
+        .wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "503 ACKed"));
     let invites = first
         .log()
         .lines()
@@ -574,9 +471,11 @@ fn invite_from_unknown_source_gets_403_and_no_stanza() {
         "uac_forbidden_403.xml",
         DID,
         bed.gateway.sip_port(),
-    );
-    let got_403 = sipp.wait("SIP/2.0 403", WAIT);
-    sipp.assert_passed("403 received and ACKed");
+    )
+    .expect("sipp starts");
+    let got_403 = sipp.wait("SIP/2.0 403", WAIT).expect("sipp logged it");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "403 received and ACKed"));
     // Nothing may reach alice: give a stanza time to arrive, then look.
     while got_403.elapsed() < Duration::from_secs(1) {
         std::thread::sleep(POLL);
@@ -619,12 +518,14 @@ fn inbound_busy_reject_gives_486_to_the_caller() {
         "uac_busy_486.xml",
         DID,
         bed.gateway.sip_port(),
-    );
+    )
+    .expect("sipp starts");
     let (rejected, _) = wait_event(&mut alice, "JMI reject sent", WAIT, |e| {
         e.name() == "jmi_sent" && e.str("action") == Some("reject")
     });
-    let got_486 = sipp.wait("SIP/2.0 486", WAIT);
-    sipp.assert_passed("486 received and ACKed");
+    let got_486 = sipp.wait("SIP/2.0 486", WAIT).expect("sipp logged it");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "486 received and ACKed"));
     bed.assert_summary("client", "busy");
     check_legs(
         "inbound busy",
@@ -645,18 +546,20 @@ fn inbound_unanswered_rings_out_with_480_and_retract() {
         "uac_unanswered_480.xml",
         DID,
         bed.gateway.sip_port(),
-    );
+    )
+    .expect("sipp starts");
     // The gateway's ring timer starts with the INVITE.
-    let invited = sipp.wait("INVITE sip:", WAIT);
+    let invited = sipp.wait("INVITE sip:", WAIT).expect("sipp logged it");
     let (_, propose) = wait_event(&mut alice, "JMI propose", WAIT, |e| {
         e.name() == "jmi" && e.str("action") == Some("propose")
     });
     let id = propose.str("id").unwrap_or_default().to_owned();
-    let got_480 = sipp.wait("SIP/2.0 480", WAIT);
+    let got_480 = sipp.wait("SIP/2.0 480", WAIT).expect("sipp logged it");
     let (retracted, _) = wait_event(&mut alice, "JMI retract", WAIT, |e| {
         e.name() == "jmi" && e.str("action") == Some("retract") && e.str("id") == Some(&id)
     });
-    sipp.assert_passed("480 received and ACKed");
+    sipp.wait_passed()
+        .unwrap_or_else(|e| panic!("{}: {e}", "480 received and ACKed"));
     bed.assert_summary("gateway", "timeout");
     let rang = after(got_480, invited);
     assert!(
