@@ -72,7 +72,7 @@ fn serve(args: &Args) -> anyhow::Result<()> {
         Ok(rust_log) if !rust_log.is_empty() => {
             EnvFilter::try_new(&rust_log).context("RUST_LOG")?
         }
-        _ => EnvFilter::try_new(level).context("log level")?,
+        _ => EnvFilter::try_new(config.log.directives(level)).context("log level")?,
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -5,18 +5,22 @@ use std::time::Duration;
 
 use crate::cert::Fingerprint;
 use crate::codec::{Codec, OpusSettings};
-use crate::dtls::{DtlsConfig, DtlsRole};
+use crate::dtls::{DtlsConfig, DtlsContext, DtlsRole};
+use crate::error::Error;
 use crate::srtp::MasterKey;
 
 /// Media engine settings. Quinn-style: documented setters returning `&mut Self`.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub(crate) no_media_timeout: Duration,
+    pub(crate) reorder_min_delay: Duration,
     pub(crate) reorder_max_delay: Duration,
     pub(crate) max_concealed_frames: u16,
     pub(crate) opus: OpusSettings,
     pub(crate) allow_unencrypted_client: bool,
     pub(crate) dtls: DtlsConfig,
+    /// Built from `dtls` once, shared by every session made with this config.
+    pub(crate) dtls_context: Result<DtlsContext, Error>,
     pub(crate) rtcp_interval: Duration,
 }
 
@@ -24,11 +28,15 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             no_media_timeout: Duration::from_secs(30),
+            // One 20 ms packet: reordering of neighbours is fixed even on a clean path.
+            reorder_min_delay: Duration::from_millis(20),
+            // Issue 4: bounded, at most 60 ms by default.
             reorder_max_delay: Duration::from_millis(60),
             max_concealed_frames: 5,
             opus: OpusSettings::default(),
             allow_unencrypted_client: false,
             dtls: DtlsConfig::default(),
+            dtls_context: DtlsContext::new(&DtlsConfig::default()),
             // RFC 3550 §6.2: 5 s minimum interval.
             rtcp_interval: Duration::from_secs(5),
         }
@@ -43,10 +51,20 @@ impl Config {
         self
     }
 
-    /// How long the transcoding path waits for a missing packet before concealing it;
-    /// defaults to 60 ms (three 20 ms packets). Passthrough never waits.
+    /// Upper bound of the adaptive target delay of the transcoding path's reorder/jitter
+    /// buffer: how long packets behind a sequence gap wait (after their expected arrival)
+    /// for the missing one before it is concealed; defaults to 60 ms (three 20 ms
+    /// packets). The buffer never holds more than this much audio. Passthrough never
+    /// waits. See [`JitterBufferStats`](crate::stats::JitterBufferStats).
     pub fn reorder_max_delay(&mut self, d: Duration) -> &mut Self {
         self.reorder_max_delay = d;
+        self
+    }
+
+    /// Lower bound of that target delay, used on a steady path; defaults to 20 ms (one
+    /// packet). Values above [`reorder_max_delay`](Self::reorder_max_delay) act as it.
+    pub fn reorder_min_delay(&mut self, d: Duration) -> &mut Self {
+        self.reorder_min_delay = d;
         self
     }
 
@@ -70,10 +88,22 @@ impl Config {
         self
     }
 
-    /// DTLS handshake settings.
+    /// DTLS handshake settings. The handshake configuration is built here, once for every
+    /// session made with this `Config` (see [`DtlsContext`]); an invalid one (an MTU under
+    /// 64 bytes, a zero timeout) makes [`Session::new`](crate::Session::new) fail with
+    /// [`Error::Local`] for DTLS calls.
     pub fn dtls(&mut self, d: DtlsConfig) -> &mut Self {
+        self.dtls_context = DtlsContext::new(&d);
         self.dtls = d;
         self
+    }
+
+    /// The shared DTLS handshake configuration.
+    ///
+    /// # Errors
+    /// [`Error::Local`] if the [`dtls`](Self::dtls) settings were rejected.
+    pub fn dtls_context(&self) -> Result<&DtlsContext, Error> {
+        self.dtls_context.as_ref().map_err(Clone::clone)
     }
 
     /// Interval between RTCP reports on each leg; defaults to 5 s (RFC 3550 §6.2).

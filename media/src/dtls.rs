@@ -121,6 +121,52 @@ impl Default for DtlsConfig {
     }
 }
 
+/// The `dimpl` handshake configuration built from a [`DtlsConfig`] once and shared by
+/// every call's [`Dtls`]; cheap to clone (an `Arc`).
+///
+/// Building it runs dimpl's crypto-provider self-test (hash, HMAC, PRF, ECDSA verify and
+/// ECDH known-answer checks): about 50 ms in a debug build, so the engine builds it once
+/// per [`Config`](crate::Config) (see [`Config::dtls`](crate::Config::dtls)) instead of
+/// once per call, as libwebrtc shares one factory across its peer connections.
+#[derive(Clone)]
+pub struct DtlsContext {
+    inner: Arc<dimpl::Config>,
+}
+
+impl std::fmt::Debug for DtlsContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DtlsContext")
+            .field("mtu", &self.inner.mtu())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DtlsContext {
+    /// Builds the shared handshake configuration: client certificate required, the
+    /// given MTU, first-flight timeout and handshake timeout.
+    ///
+    /// # Errors
+    /// [`Error::Local`] if `dimpl` rejects the configuration (an MTU under 64 bytes, a zero
+    /// or too long timeout).
+    pub fn new(config: &DtlsConfig) -> Result<Self> {
+        let cfg = dimpl::Config::builder()
+            .mtu(config.mtu)
+            .flight_start_rto(config.flight_start_rto)
+            .handshake_timeout(config.handshake_timeout)
+            .require_client_certificate(true)
+            .build()
+            .map_err(|e| Error::Local(format!("dtls config: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(cfg),
+        })
+    }
+
+    /// Whether two contexts share one built configuration.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
 /// A sans-IO DTLS-SRTP endpoint.
 ///
 /// Calls: B) [`handle_packet`](Self::handle_packet) for every datagram that
@@ -156,6 +202,9 @@ impl Dtls {
     /// to hash to `remote_fingerprint`. Cipher suites: ECDHE-ECDSA with AES-GCM/ChaCha20;
     /// SRTP profiles offered: AEAD_AES_256_GCM, AEAD_AES_128_GCM, SRTP_AES128_CM_HMAC_SHA1_80.
     ///
+    /// Builds a fresh [`DtlsContext`] (tens of ms in a debug build); with many calls use
+    /// [`with_context`](Self::with_context) and one shared context.
+    ///
     /// # Errors
     /// [`Error::Local`] if `dimpl` rejects the configuration.
     pub fn new(
@@ -165,16 +214,28 @@ impl Dtls {
         remote_fingerprint: Fingerprint,
         start: Instant,
     ) -> Result<Self> {
-        let cfg = dimpl::Config::builder()
-            .mtu(config.mtu)
-            .flight_start_rto(config.flight_start_rto)
-            .handshake_timeout(config.handshake_timeout)
-            .require_client_certificate(true)
-            .build()
-            .map_err(|e| Error::Local(format!("dtls config: {e}")))?;
-        let mut inner = dimpl::Dtls::new_12(Arc::new(cfg), cert.inner.clone(), start);
+        let ctx = DtlsContext::new(config)?;
+        Ok(Self::with_context(
+            &ctx,
+            cert,
+            role,
+            remote_fingerprint,
+            start,
+        ))
+    }
+
+    /// As [`new`](Self::new), with a shared, already built [`DtlsContext`] (a few µs in a
+    /// release build: the certificate's key is parsed, nothing is validated again).
+    pub fn with_context(
+        ctx: &DtlsContext,
+        cert: &Certificate,
+        role: DtlsRole,
+        remote_fingerprint: Fingerprint,
+        start: Instant,
+    ) -> Self {
+        let mut inner = dimpl::Dtls::new_12(ctx.inner.clone(), cert.inner.clone(), start);
         inner.set_active(role == DtlsRole::Client);
-        Ok(Self {
+        Self {
             inner,
             role,
             remote_fingerprint,
@@ -186,7 +247,7 @@ impl Dtls {
             events: VecDeque::new(),
             timeout: None,
             buf: vec![0; 2048],
-        })
+        }
     }
 
     /// Our role.

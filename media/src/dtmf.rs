@@ -1,9 +1,17 @@
 //! Relay of RFC 4733 telephone-events between legs: clock conversion, duration scaling,
 //! end packets sent three times ([RFC 4733 §2.5.1.4](https://www.rfc-editor.org/rfc/rfc4733#section-2.5.1.4)),
 //! never transcoded as audio.
+//!
+//! Scaling up (8 kHz → 48 kHz) can push a duration past the 16-bit field (0xFFFF ticks
+//! is 1.37 s at 48 kHz): the event then continues in segments
+//! ([RFC 4733 §2.5.1.3](https://www.rfc-editor.org/rfc/rfc4733#section-2.5.1.3)), each
+//! starting 0xFFFF ticks after the previous one, without the marker bit.
 
 /// Times the end packet of an event is sent.
 pub(crate) const END_COPIES: usize = 3;
+
+/// The longest duration one event segment can carry, in ticks.
+const MAX_SEGMENT: u64 = 0xffff;
 
 /// What to send for one received telephone-event packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,8 +20,12 @@ pub(crate) struct Relayed {
     pub copies: usize,
     /// Marker bit: first packet of an event.
     pub marker: bool,
-    /// The 4-byte payload: event, E|R|volume, duration in the output clock.
+    /// The 4-byte payload: event, E|R|volume, duration in the output clock (within the
+    /// current segment).
     pub payload: [u8; 4],
+    /// Add to the mapped RTP timestamp of the event, in output clock ticks: the start of
+    /// the current segment of a long event (0 for the first segment).
+    pub ts_offset: u32,
 }
 
 /// Per-direction relay state.
@@ -50,8 +62,11 @@ impl EventRelay {
             return None;
         }
         let duration = u16::from_be_bytes([payload[2], payload[3]]) as u64;
-        let scaled = (duration * self.out_clock as u64 / self.in_clock as u64).min(0xffff) as u16;
-        let d = scaled.to_be_bytes();
+        let scaled = duration * self.out_clock as u64 / self.in_clock as u64;
+        // Segment k covers (k·0xFFFF, (k+1)·0xFFFF]; the first also holds 0.
+        let segment = scaled.saturating_sub(1) / MAX_SEGMENT;
+        let in_segment = scaled - segment * MAX_SEGMENT;
+        let d = (in_segment as u16).to_be_bytes();
         let copies = if end {
             self.ended = true;
             END_COPIES
@@ -62,6 +77,7 @@ impl EventRelay {
             copies,
             marker,
             payload: [payload[0], payload[1], d[0], d[1]],
+            ts_offset: (segment * MAX_SEGMENT) as u32,
         })
     }
 }
@@ -80,7 +96,8 @@ mod tests {
             Relayed {
                 copies: 1,
                 marker: true,
-                payload: [5, 10, 0, 160]
+                payload: [5, 10, 0, 160],
+                ts_offset: 0
             }
         );
         let b = r.relay(1000, &[5, 10, 0x07, 0x80]).unwrap();
@@ -89,7 +106,8 @@ mod tests {
             Relayed {
                 copies: 1,
                 marker: false,
-                payload: [5, 10, 1, 64]
+                payload: [5, 10, 1, 64],
+                ts_offset: 0
             }
         ); // 1920 → 320
         let end = r.relay(1000, &[5, 0x8a, 0x1c, 0x20]).unwrap(); // 7200 → 1200
@@ -98,7 +116,8 @@ mod tests {
             Relayed {
                 copies: 3,
                 marker: false,
-                payload: [5, 0x8a, 0x04, 0xb0]
+                payload: [5, 0x8a, 0x04, 0xb0],
+                ts_offset: 0
             }
         );
         assert_eq!(r.relay(1000, &[5, 0x8a, 0x1c, 0x20]), None);
@@ -109,15 +128,26 @@ mod tests {
     }
 
     #[test]
-    fn upscales_and_clamps() {
+    fn upscales_into_segments_past_0xffff() {
         let mut r = EventRelay::new(8000, 48000);
+        let first = r.relay(0, &[1, 10, 0, 160]).unwrap();
+        assert_eq!((first.payload, first.ts_offset), ([1, 10, 0x03, 0xc0], 0));
+        // 10922 ticks at 8 kHz = 65532 at 48 kHz: still the first segment.
+        let a = r.relay(0, &[1, 10, 0x2a, 0xaa]).unwrap();
+        assert_eq!((a.payload, a.ts_offset), ([1, 10, 0xff, 0xfc], 0));
+        // 0x3000 = 12288 ticks = 73728 at 48 kHz: 8193 into the second segment,
+        // which starts 0xFFFF later and has no marker.
+        let b = r.relay(0, &[1, 10, 0x30, 0]).unwrap();
         assert_eq!(
-            r.relay(0, &[1, 10, 0, 160]).unwrap().payload,
-            [1, 10, 0x03, 0xc0]
+            (b.payload, b.ts_offset, b.marker),
+            ([1, 10, 0x20, 0x01], 0xffff, false)
         );
+        // The end, 24000 ticks (3 s) = 144000: the third segment, sent three times.
+        let end = r.relay(0, &[1, 0x8a, 0x5d, 0xc0]).unwrap();
+        // 144000 - 2·65535 = 12930 = 0x3282 into the third segment.
         assert_eq!(
-            r.relay(0, &[1, 10, 0x30, 0]).unwrap().payload[2..],
-            [0xff, 0xff]
+            (end.payload, end.ts_offset, end.copies),
+            ([1, 0x8a, 0x32, 0x82], 2 * 0xffff, 3)
         );
     }
 }

@@ -5,7 +5,12 @@
 //! RTCP terminated on each leg.
 //!
 //! No sockets, tasks or clocks: `now: Instant` comes in, datagrams go out through
-//! [`Session::poll_transmit`]. The gateway feeds each leg's datagrams from its validated
+//! [`Session::poll_transmit`]. After warm-up the packet path allocates nothing (buffers are
+//! pooled; `tests/no_alloc.rs` counts). The transcoding path sorts packets and decides when
+//! to conceal a gap in an adaptive reorder/jitter buffer (20–60 ms,
+//! [`Config::reorder_max_delay`], [`stats::JitterBufferStats`]); passthrough forwards at
+//! once. The DTLS handshake configuration is built once per [`Config`]
+//! ([`dtls::DtlsContext`]). The gateway feeds each leg's datagrams from its validated
 //! path (ICE-selected pair; latched trunk address), after handing STUN to the ICE agent
 //! ([`demux::classify`], RFC 7983).
 //!

@@ -18,7 +18,7 @@ use crate::reorder::{Released, Reorder};
 use crate::rtcp;
 use crate::rtp::{write_header, RtpHeader, FIXED_HEADER_LEN};
 use crate::srtp::{SrtpContext, SrtpProfile};
-use crate::stats::{LegStats, RxTracker};
+use crate::stats::{JitterBufferStats, LegStats, RxTracker};
 
 /// Largest payload we build (an Opus packet is at most 1275 bytes).
 const MAX_PAYLOAD: usize = 1275;
@@ -230,8 +230,9 @@ struct Path {
 /// leg to the other: passthrough (only SRTP and the RTP header change; sequence numbers
 /// and timestamps are rewritten with continuity across a far end's SSRC change) when both
 /// legs use the same codec, otherwise Opus ↔ G.711 transcoding at 8 kHz with 20 ms
-/// packets behind a bounded reorder buffer. Nothing is sent on a DTLS leg before the
-/// handshake completed and the peer's fingerprint matched.
+/// packets behind a bounded adaptive reorder/jitter buffer (see
+/// [`Config::reorder_max_delay`]). Nothing is sent on a DTLS leg before the handshake
+/// completed and the peer's fingerprint matched.
 ///
 /// ```no_run
 /// # use std::{sync::Arc, time::Instant};
@@ -289,7 +290,12 @@ impl Session {
     /// # Errors
     /// - [`Error::ApiMisuse`] for DTLS on the trunk leg, or plain RTP on the client leg when
     ///   [`Config::allow_unencrypted_client`] is off;
-    /// - [`Error::Local`] if libopus fails to initialise.
+    /// - [`Error::Local`] if libopus fails to initialise, or for a DTLS leg when the
+    ///   [`Config::dtls`] settings were rejected.
+    ///
+    /// The DTLS handshake configuration is shared through `config` (built once per
+    /// [`Config`], see [`DtlsContext`](crate::dtls::DtlsContext)), so a session is cheap to
+    /// build.
     pub fn new(
         config: Arc<Config>,
         cert: &Certificate,
@@ -323,13 +329,13 @@ impl Session {
                 } => (
                     None,
                     None,
-                    Some(Dtls::new(
-                        &config.dtls,
+                    Some(Dtls::with_context(
+                        config.dtls_context()?,
                         cert,
                         *role,
                         *remote_fingerprint,
                         start,
-                    )?),
+                    )),
                     false,
                 ),
             };
@@ -367,7 +373,11 @@ impl Session {
                 Mode::Transcode(Box::new(Transcoder {
                     dec: Decoder::new(from.codec)?,
                     enc: Encoder::new(to.codec, &config.opus)?,
-                    reorder: Reorder::new(config.reorder_max_delay),
+                    reorder: Reorder::new(
+                        config.reorder_min_delay,
+                        config.reorder_max_delay,
+                        from.codec.clock_rate(),
+                    ),
                     fifo: Vec::with_capacity(4 * MAX_DECODED_SAMPLES),
                     fifo_ts: 0,
                     pcm: vec![0; MAX_DECODED_SAMPLES],
@@ -424,7 +434,15 @@ impl Session {
             l.rx.jitter() as u64 * 1_000_000_000 / l.cfg.codec.clock_rate() as u64,
         );
         if let Mode::Transcode(t) = &self.paths[leg.idx()].mode {
-            s.rx.late = t.reorder.late;
+            let c = t.reorder.counters();
+            s.rx.late = c.late;
+            s.rx.jitter_buffer = Some(JitterBufferStats {
+                target_delay: t.reorder.target(),
+                reordered: c.reordered,
+                late: c.late,
+                duplicates: c.duplicates,
+                overflows: c.overflows,
+            });
         }
         s
     }
@@ -756,7 +774,7 @@ impl Session {
                                     r.marker && c == 0,
                                     pt,
                                     seq.wrapping_add(c as u16),
-                                    ts,
+                                    ts.wrapping_add(r.ts_offset),
                                     &r.payload,
                                 );
                             }
@@ -777,6 +795,7 @@ impl Session {
                     h.timestamp,
                     h.payload_type,
                     h.marker,
+                    is_audio,
                     payload,
                 ) {
                     self.release(now, leg);
@@ -800,7 +819,7 @@ impl Session {
                     dst.cfg.telephone_event,
                     path.relay.relay(entry.ts, &entry.payload),
                 ) {
-                    let ts = path.mapper.map(entry.ts);
+                    let ts = path.mapper.map(entry.ts).wrapping_add(r.ts_offset);
                     for c in 0..r.copies {
                         let seq = dst.tx.next_seq;
                         emit(

@@ -22,14 +22,42 @@ pub struct ReceiveStats {
     pub replays: u64,
     /// Packets dropped for other reasons (unknown payload type, malformed, before keys).
     pub dropped: u64,
-    /// Packets that arrived too late for the reorder buffer (transcoding path).
+    /// Packets that arrived too late for the reorder buffer (transcoding path); the same
+    /// as [`JitterBufferStats::late`].
     pub late: u64,
+    /// The adaptive reorder/jitter buffer of the transcoding path from this leg; `None`
+    /// in passthrough, which forwards at once.
+    pub jitter_buffer: Option<JitterBufferStats>,
     /// Frames filled by Opus PLC or G.711 silence.
     pub concealed_frames: u64,
     /// Frames recovered by Opus in-band FEC.
     pub fec_frames: u64,
     /// RTCP packets received.
     pub rtcp_packets: u64,
+}
+
+/// The adaptive reorder/jitter buffer of a transcoded direction (media received on a leg).
+///
+/// In-order packets pass at once; behind a sequence gap, packets wait up to
+/// `target_delay` after their expected arrival for the missing one, then the gap is
+/// concealed (Opus FEC/PLC, G.711 silence). The target follows the 95th percentile of the
+/// relative delay ([RFC 3550 §6.4.1](https://www.rfc-editor.org/rfc/rfc3550#section-6.4.1)
+/// transit minus the smallest of the last 128 packets), within
+/// [`Config::reorder_min_delay`](crate::Config::reorder_min_delay) (20 ms) and
+/// [`Config::reorder_max_delay`](crate::Config::reorder_max_delay) (60 ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JitterBufferStats {
+    /// The current target delay.
+    pub target_delay: Duration,
+    /// Packets that arrived out of order and were put back in order.
+    pub reordered: u64,
+    /// Packets that arrived after their slot had been concealed: discarded, not played.
+    pub late: u64,
+    /// Duplicate packets: discarded.
+    pub duplicates: u64,
+    /// Gaps concealed before their deadline because the buffer held its maximum.
+    pub overflows: u64,
 }
 
 /// What was sent on a leg.

@@ -139,3 +139,43 @@ fn setup_negotiation() {
     ));
     assert_eq!(Setup::parse("actpass"), Some(Setup::Actpass));
 }
+
+#[test]
+fn one_shared_context_serves_many_handshakes() {
+    let (c, s) = certs();
+    let now = Instant::now();
+    let ctx = DtlsContext::new(&DtlsConfig::default()).unwrap();
+    for _ in 0..3 {
+        let mut client = Dtls::with_context(&ctx, &c, DtlsRole::Client, s.fingerprint(), now);
+        let mut server = Dtls::with_context(&ctx, &s, DtlsRole::Server, c.fingerprint(), now);
+        let (ce, se, errs) = drive(&mut client, &mut server, now, 50);
+        assert!(errs.is_empty(), "{errs:?}");
+        let (Some(DtlsEvent::Connected(ck)), Some(DtlsEvent::Connected(sk))) =
+            (ce.first(), se.first())
+        else {
+            panic!("{ce:?} {se:?}");
+        };
+        assert_eq!((&ck.local, &ck.remote), (&sk.remote, &sk.local));
+    }
+}
+
+#[test]
+fn the_engine_config_builds_the_context_once_and_rejects_bad_settings() {
+    let cfg = crate::Config::default();
+    let copy = cfg.clone();
+    assert!(cfg
+        .dtls_context()
+        .unwrap()
+        .ptr_eq(copy.dtls_context().unwrap()));
+    let mut bad = crate::Config::default();
+    bad.dtls(DtlsConfig {
+        mtu: 10,
+        ..DtlsConfig::default()
+    });
+    assert!(matches!(bad.dtls_context(), Err(Error::Local(_))));
+    assert!(DtlsContext::new(&DtlsConfig {
+        mtu: 10,
+        ..DtlsConfig::default()
+    })
+    .is_err());
+}

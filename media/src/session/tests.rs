@@ -727,3 +727,59 @@ fn transcoding_path_keeps_continuity_across_a_far_end_ssrc_change() {
     check_dense(&h.to_client, 960);
     assert!(h.to_client[10].0.marker);
 }
+
+#[test]
+fn jitter_buffer_adapts_on_the_transcoding_path_and_is_in_the_stats() {
+    let mut h = Harness::new(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    // Trunk → client is transcoded (PCMU → Opus): arrivals alternate 0 and 35 ms late, so
+    // neighbours swap; every 20 ms slot still reaches the client, in order.
+    let pkts: Vec<Vec<u8>> = (0..200)
+        .map(|i| {
+            h.trunk
+                .rtp(0, false, &pcmu(&tone(160, 500.0, i * 160)), 160)
+        })
+        .collect();
+    let base = h.now;
+    let mut arrivals: Vec<(Duration, usize)> = (0..200)
+        .map(|i| {
+            let late = if i % 2 == 1 { 35 } else { 0 };
+            (Duration::from_millis(20 * i as u64 + late), i)
+        })
+        .collect();
+    arrivals.sort();
+    for (at, i) in arrivals {
+        h.advance((base + at).saturating_duration_since(h.now));
+        h.feed_trunk(pkts[i].clone());
+    }
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.to_client.len(), 200);
+    check_dense(&h.to_client, 960);
+    let jb = h.s.stats(Leg::Trunk).rx.jitter_buffer.expect("transcoding");
+    assert!(
+        jb.target_delay > Duration::from_millis(20) && jb.target_delay <= Duration::from_millis(60),
+        "{jb:?}"
+    );
+    assert!(jb.reordered >= 90, "{jb:?}");
+    assert_eq!((jb.late, jb.duplicates), (0, 0));
+}
+
+#[test]
+fn passthrough_has_no_jitter_buffer() {
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, Some(PCMU_TE)),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    let p = h.trunk.rtp(0, false, &[0xff; 160], 160);
+    h.feed_trunk(p);
+    assert_eq!(h.to_client.len(), 1);
+    assert_eq!(h.s.stats(Leg::Trunk).rx.jitter_buffer, None);
+}
