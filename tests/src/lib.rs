@@ -11,6 +11,7 @@
 //! (StanzaJS + libwebrtc behaving like Conversations, in `tests/peers/webrtc/`) and
 //! [`Gateway`] (our built binary, configured from `deploy/testbed.toml`). Other peers
 //! (SIPp, baresip, Kamailio, libnice) are started with [`ProcessBuilder`] directly.
+//! [`Tshark`] captures on `lo` and decodes what went over the wire (SDP, RFC 4733).
 //!
 //! Every test that starts a peer first calls [`Namespace::require_loopback_only`]:
 //! the suite runs inside `unshare --net` (see `scripts/test-all`), where `lo` is the
@@ -57,6 +58,7 @@ mod process;
 mod prosody;
 mod scratch;
 mod sipp;
+mod tshark;
 pub mod webrtc;
 
 pub use error::{Error, Result};
@@ -66,4 +68,7 @@ pub use process::{log_tail, run_bounded, Process, ProcessBuilder, Stdout};
 pub use prosody::{Prosody, ProsodyConfig};
 pub use scratch::Scratch;
 pub use sipp::Sipp;
-pub use webrtc::{AudioReport, Candidates, OnPropose, WebrtcClient, WebrtcConfig};
+pub use tshark::{RtpEvent, RtpPacket, SipSdp, Tshark};
+pub use webrtc::{
+    AudioReport, Candidates, Engine, HeardDigit, OnPropose, WebrtcClient, WebrtcConfig,
+};

@@ -1,6 +1,10 @@
 //! The libwebrtc client (StanzaJS + @roamhq/wrtc, `tests/peers/webrtc/client.js`),
 //! extended with XEP-0353 so it behaves like Conversations.
 //!
+//! Two engines hold its RTCPeerConnection ([`Engine`]): `@roamhq/wrtc` (libwebrtc M106
+//! in Node, the default) and Debian's Chromium driven by playwright-core (a real
+//! browser's libwebrtc; the only one with `RTCDTMFSender`, so DTMF tests use it).
+//!
 //! The harness talks to it over JSON lines: commands on its stdin, events on its
 //! stdout (`{"event":"…","t":MS,…}`); see the header of `client.js` for the list.
 
@@ -41,6 +45,27 @@ pub enum OnPropose {
     Ignore,
 }
 
+/// Which libwebrtc holds the client's peer connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// `@roamhq/wrtc` 0.10.0 (libwebrtc M106) inside node: no `RTCDTMFSender`.
+    Wrtc,
+    /// Headless `/usr/bin/chromium` through playwright-core (`tests/peers/webrtc/chromium.js`):
+    /// its RTCPeerConnection, a WebAudio tone, `RTCDTMFSender.insertDTMF`.
+    Chromium,
+}
+
+/// One DTMF key the client detected in the audio it received (Goertzel over the 8
+/// DTMF frequencies in 10 ms blocks; `tests/peers/webrtc/audio.js`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct HeardDigit {
+    /// The key: `0`–`9`, `*`, `#`, `A`–`D`.
+    pub digit: String,
+    /// How long the key tone lasted, in ms (a multiple of 10, at least 30).
+    pub duration_ms: u64,
+}
+
 /// Settings of one [`WebrtcClient`]; serialized as the client's JSON config.
 #[derive(Debug, Clone, Serialize)]
 pub struct WebrtcConfig {
@@ -59,6 +84,9 @@ pub struct WebrtcConfig {
     /// Advertise `urn:ietf:rfc:3264` in our disco#info (asks callers for inline
     /// candidates, as Conversations' peers see); default false.
     pub advertise_rfc3264: bool,
+    /// Advertise JMI (`urn:xmpp:jingle-message:0`) in our disco#info; default true
+    /// (false: a client like Gajim 1.x, which callers reach with `session-initiate`).
+    pub advertise_jmi: bool,
     /// Munge `a=ice-options:trickle renomination` into the local SDP, so libwebrtc
     /// nominates with NOMINATION (0xC001) as in Conversations; default false.
     pub renomination: bool,
@@ -78,6 +106,8 @@ pub struct WebrtcConfig {
     pub auto_subscribe: bool,
     /// Caller retracts after this long without `<proceed/>`, in ms; default 30000.
     pub proceed_timeout_ms: u64,
+    /// The engine of the peer connection; default [`Engine::Wrtc`].
+    pub engine: Engine,
     /// Connect over BOSH instead of WebSocket; default false.
     #[serde(skip)]
     pub bosh: bool,
@@ -97,6 +127,7 @@ impl WebrtcConfig {
             tone_amplitude: 0.3,
             candidates: Candidates::Auto,
             advertise_rfc3264: false,
+            advertise_jmi: true,
             renomination: false,
             codecs: Vec::new(),
             on_propose: OnPropose::Answer,
@@ -106,6 +137,7 @@ impl WebrtcConfig {
             accept_direct: true,
             auto_subscribe: true,
             proceed_timeout_ms: 30_000,
+            engine: Engine::Wrtc,
             bosh: false,
             time_limit: Duration::from_secs(90),
         }
@@ -286,7 +318,12 @@ impl WebrtcClient {
             full_jid: String::new(),
             next_req: 0,
         };
-        let ready = client.wait_for("ready", EVENT_TIMEOUT)?;
+        // Chromium's start adds a few seconds on a loaded 2-core machine.
+        let ready_wait = match config.engine {
+            Engine::Wrtc => EVENT_TIMEOUT,
+            Engine::Chromium => EVENT_TIMEOUT * 2,
+        };
+        let ready = client.wait_for("ready", ready_wait)?;
         client.full_jid = ready.str("jid").unwrap_or_default().to_owned();
         Ok(client)
     }
@@ -507,6 +544,51 @@ impl WebrtcClient {
         serde_json::from_value(e.0).map_err(|err| Error::Peer {
             peer: self.name.clone(),
             message: format!("bad audio report: {err}"),
+        })
+    }
+
+    /// Sends `digits` with `RTCDTMFSender.insertDTMF(digits, duration, gap)` on the
+    /// current session's audio sender (RFC 4733 telephone-events, W3C WebRTC §7).
+    /// Returns at once; each key's start shows as a `tonechange` event (`tone`), the
+    /// end of the sequence as `tonechange` with an empty `tone`.
+    ///
+    /// # Errors
+    /// [`Error::Peer`] with the wrtc engine (it has no `RTCDTMFSender`), when no
+    /// telephone-event was negotiated, or as [`WebrtcClient::request`].
+    pub fn dtmf(&mut self, digits: &str, duration: Duration, gap: Duration) -> Result<()> {
+        self.next_req += 1;
+        let req = self.next_req;
+        self.send(&json!({"cmd": "dtmf", "digits": digits, "req": req,
+               "duration_ms": duration.as_millis() as u64, "gap_ms": gap.as_millis() as u64}))?;
+        let e = self.wait_match("dtmf_inserted", EVENT_TIMEOUT, |e| {
+            matches!(e.name(), "dtmf_inserted" | "dtmf_unsupported" | "error")
+                && e.get("req").and_then(Value::as_u64) == Some(req)
+        })?;
+        if e.name() == "dtmf_inserted" {
+            Ok(())
+        } else {
+            Err(Error::Peer {
+                peer: self.name.clone(),
+                message: e.str("message").unwrap_or("DTMF failed").to_owned(),
+            })
+        }
+    }
+
+    /// The DTMF keys detected so far in the audio received on the current session.
+    ///
+    /// # Errors
+    /// As [`WebrtcClient::request`]; [`Error::Peer`] if the report is malformed.
+    pub fn dtmf_heard(&mut self) -> Result<Vec<HeardDigit>> {
+        let e = self.request(
+            json!({"cmd": "dtmf_heard"}),
+            "dtmf_heard_list",
+            EVENT_TIMEOUT,
+        )?;
+        serde_json::from_value(e.get("heard").cloned().unwrap_or_default()).map_err(|err| {
+            Error::Peer {
+                peer: self.name.clone(),
+                message: format!("bad dtmf_heard report: {err}"),
+            }
         })
     }
 

@@ -1,6 +1,7 @@
 'use strict';
 // Audio for the test-bed client: a sine tone pushed into a libwebrtc track, and an
-// analyser for what arrives from the far end (dominant frequency and level).
+// analyser for what arrives from the far end (dominant frequency and level, and the
+// DTMF keys in it).
 
 const wrtc = require('@roamhq/wrtc');
 
@@ -68,13 +69,19 @@ class ToneSource {
  * level, and a Goertzel check of how much of the energy sits at that frequency.
  */
 class AudioAnalyser {
-  constructor(track, keepSeconds = 4) {
-    this.sink = new wrtc.nonstandard.RTCAudioSink(track);
+  /**
+   * `track`: a wrtc MediaStreamTrack read through RTCAudioSink, or null when the
+   * caller feeds `onData` itself (the chromium engine streams the page's audio).
+   * `onDigit(d)`: called with every DTMF digit heard (see DtmfDetector).
+   */
+  constructor(track, keepSeconds = 4, onDigit = undefined) {
+    this.sink = track ? new wrtc.nonstandard.RTCAudioSink(track) : undefined;
     this.keepSeconds = keepSeconds;
     this.chunks = []; // { t, rate, samples: Float32Array }
     this.framesReceived = 0;
     this.firstAt = undefined;
-    this.sink.ondata = (data) => this.onData(data);
+    this.dtmf = new DtmfDetector(onDigit);
+    if (this.sink) this.sink.ondata = (data) => this.onData(data);
   }
 
   onData(data) {
@@ -89,6 +96,7 @@ class AudioAnalyser {
     if (this.firstAt === undefined) this.firstAt = now;
     this.framesReceived++;
     this.chunks.push({ t: now, rate: sampleRate, samples: mono });
+    this.dtmf.push(mono, sampleRate, now);
     while (this.chunks.length && now - this.chunks[0].t > this.keepSeconds * 1000) this.chunks.shift();
   }
 
@@ -120,7 +128,118 @@ class AudioAnalyser {
   }
 
   stop() {
-    this.sink.stop();
+    if (this.sink) this.sink.stop();
+    this.dtmf.flush();
+  }
+}
+
+const DTMF_LOW = [697, 770, 852, 941]; // Hz, rows
+const DTMF_HIGH = [1209, 1336, 1477, 1633]; // Hz, columns
+const DTMF_KEYS = ['123A', '456B', '789C', '*0#D'];
+const DTMF_BLOCK_MS = 10;
+const DTMF_HANGOVER = 2; // blocks
+
+/** Power of `x` at `hz` (Goertzel), normalized so a pure sine at `hz` gives ~1 of `energy`. */
+function goertzelRatio(x, rate, hz, energy) {
+  const coeff = 2 * Math.cos((2 * Math.PI * hz) / rate);
+  let s1 = 0;
+  let s2 = 0;
+  for (let i = 0; i < x.length; i++) {
+    const s0 = x[i] + coeff * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  const power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+  return energy > 0 ? (2 * power) / (x.length * energy) : 0;
+}
+
+/**
+ * Detects DTMF key tones (ITU-T Q.23 frequency pairs) in received audio: Goertzel
+ * power at the 8 frequencies over 10 ms blocks; a block holds a key when its
+ * strongest row and column tones both carry at least 20 % of the block's energy,
+ * each at least 4 times its runner-up, and the level is above -40 dBFS. A key held
+ * for 3 blocks or more (30 ms) is reported once when it stops, with its duration;
+ * up to 2 blocks (20 ms) without a key inside a key's run do not end it.
+ */
+class DtmfDetector {
+  constructor(onDigit) {
+    this.onDigit = onDigit;
+    this.buf = [];
+    this.bufLen = 0;
+    this.rate = 0;
+    this.current = undefined; // { digit, blocks, startedAt }
+    this.heard = [];
+  }
+
+  push(mono, rate, now) {
+    if (rate !== this.rate) {
+      this.buf = [];
+      this.bufLen = 0;
+      this.rate = rate;
+    }
+    this.buf.push(mono);
+    this.bufLen += mono.length;
+    const block = Math.round((rate * DTMF_BLOCK_MS) / 1000);
+    while (this.bufLen >= block) {
+      const x = new Float32Array(block);
+      let off = 0;
+      while (off < block) {
+        const head = this.buf[0];
+        const take = Math.min(head.length, block - off);
+        x.set(head.subarray(0, take), off);
+        off += take;
+        if (take === head.length) this.buf.shift();
+        else this.buf[0] = head.subarray(take);
+      }
+      this.bufLen -= block;
+      this.block(x, rate, now);
+    }
+  }
+
+  block(x, rate, now) {
+    let mean = 0;
+    for (let i = 0; i < x.length; i++) mean += x[i];
+    mean /= x.length;
+    let energy = 0;
+    for (let i = 0; i < x.length; i++) {
+      x[i] -= mean;
+      energy += x[i] * x[i];
+    }
+    const rms = Math.sqrt(energy / x.length);
+    let digit;
+    if (rms > 0.01) {
+      const low = DTMF_LOW.map((f) => goertzelRatio(x, rate, f, energy));
+      const high = DTMF_HIGH.map((f) => goertzelRatio(x, rate, f, energy));
+      const best = (v) => {
+        const order = v.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]);
+        return order[0][0] >= 0.2 && order[0][0] >= 4 * order[1][0] ? order[0][1] : -1;
+      };
+      const r = best(low);
+      const c = best(high);
+      if (r >= 0 && c >= 0) digit = DTMF_KEYS[r][c];
+    }
+    const c = this.current;
+    if (c && c.digit === digit) {
+      c.blocks += 1 + c.missed;
+      c.missed = 0;
+      return;
+    }
+    // Hangover: a dropout of up to DTMF_HANGOVER blocks inside a key does not end it.
+    if (c && !digit && c.missed < DTMF_HANGOVER) {
+      c.missed++;
+      return;
+    }
+    this.flush();
+    if (digit) this.current = { digit, blocks: 1, missed: 0, startedAt: now };
+  }
+
+  flush() {
+    const c = this.current;
+    this.current = undefined;
+    if (!c || c.blocks < 3) return;
+    const d = { digit: c.digit, duration_ms: c.blocks * DTMF_BLOCK_MS, at: c.startedAt };
+    this.heard.push(d);
+    if (this.onDigit) this.onDigit(d);
   }
 }
 
@@ -177,4 +296,4 @@ function analyse(x, rate) {
   };
 }
 
-module.exports = { ToneSource, AudioAnalyser, analyse };
+module.exports = { ToneSource, AudioAnalyser, DtmfDetector, analyse };

@@ -1,6 +1,7 @@
 'use strict';
-// libwebrtc test-bed client: StanzaJS + @roamhq/wrtc, extended with XEP-0353 so it
-// behaves like Conversations. Driven by the Rust harness (tests/src/webrtc.rs) over
+// libwebrtc test-bed client: StanzaJS + @roamhq/wrtc (or, with `engine: "chromium"`,
+// Debian's Chromium through playwright-core: see chromium.js), extended with XEP-0353
+// so it behaves like Conversations. Driven by the Rust harness (tests/src/webrtc.rs) over
 // JSON lines: commands on stdin, events on stdout. Diagnostics go to stderr.
 //
 // Usage: node client.js CONFIG   (CONFIG is a JSON object or the path of a JSON file)
@@ -13,6 +14,8 @@
 //   candidates                     "auto" (inline iff the peer advertises urn:ietf:rfc:3264),
 //                                  "inline" or "trickle"
 //   advertise_rfc3264              put urn:ietf:rfc:3264 into our own disco#info
+//   advertise_jmi                  put urn:xmpp:jingle-message:0 into our own disco#info
+//                                  (false: like Gajim 1.x, callers must session-initiate)
 //   renomination                   munge `a=ice-options:trickle renomination` into our SDP
 //   codecs                         e.g. ["PCMU"]: setCodecPreferences before offer/answer
 //   on_propose                     "answer" | "reject" | "ignore"
@@ -22,11 +25,19 @@
 //   accept_direct                  accept a session-initiate that had no JMI before it
 //   auto_subscribe                 approve and reciprocate presence subscription requests
 //   proceed_timeout_ms             caller gives up (retract) after this long
+//   engine                         "wrtc" (default: @roamhq/wrtc in Node) or "chromium"
+//                                  (a real RTCPeerConnection in headless Chromium; the
+//                                  only engine with RTCDTMFSender)
+//   chromium_path                  the Chromium binary (default /usr/bin/chromium)
 //
 // Commands:  {"cmd":"call","to":JID,"jmi":true}  {"cmd":"hangup","reason":"success"}
 //   {"cmd":"retract"} {"cmd":"disco","to":JID,"node":…} {"cmd":"subscribe","to":JID}
 //   {"cmd":"presence"} {"cmd":"stats"} {"cmd":"audio","window_ms":1000}
-//   {"cmd":"ice_restart"} {"cmd":"dtmf","digits":"123"} {"cmd":"send_raw","xml":"…"} {"cmd":"ping"} {"cmd":"quit"}
+//   {"cmd":"ice_restart"} {"cmd":"dtmf","digits":"123","duration_ms":100,"gap_ms":70}
+//   {"cmd":"dtmf_heard"} {"cmd":"send_raw","xml":"…"} {"cmd":"ping"} {"cmd":"quit"}
+// Unprompted events include `tonechange` (chromium engine: RTCDTMFSender started the
+// tone `tone`, "" at the end) and `dtmf_heard` (a DTMF key tone detected in the
+// received audio, with its duration_ms).
 // Every command may carry "req" (any value), echoed in its reply event.
 
 const fs = require('fs');
@@ -37,6 +48,7 @@ const jmi = require('./jmi.js');
 const { ToneSource, AudioAnalyser } = require('./audio.js');
 const { TestbedSession, filterJingleCandidates } = require('./session.js');
 const EntityCaps = require('stanza/helpers/LegacyEntityCapabilities');
+const chromium = require('./chromium.js');
 
 const DEFAULTS = {
   resource: 'testbed',
@@ -44,6 +56,7 @@ const DEFAULTS = {
   tone_amplitude: 0.3,
   candidates: 'auto',
   advertise_rfc3264: false,
+  advertise_jmi: true,
   renomination: false,
   codecs: null,
   on_propose: 'answer',
@@ -54,6 +67,8 @@ const DEFAULTS = {
   auto_subscribe: true,
   proceed_timeout_ms: 30000,
   gather_timeout_ms: 5000,
+  engine: 'wrtc',
+  chromium_path: '/usr/bin/chromium',
 };
 
 const NS_RFC3264 = 'urn:ietf:rfc:3264';
@@ -70,6 +85,7 @@ function loadConfig() {
 }
 
 const cfg = loadConfig();
+const CHROMIUM = cfg.engine === 'chromium';
 const stanzaLog = cfg.stanza_log ? fs.openSync(cfg.stanza_log, 'a') : undefined;
 
 function emit(event, data = {}) {
@@ -104,7 +120,8 @@ const client = createClient({
     advertiseFileTransfer: false,
     trickleIce: true,
     iceServers: [],
-    createPeerConnection: (_session, opts) => new wrtc.RTCPeerConnection({ ...opts, iceServers: [] }),
+    createPeerConnection: (_session, opts) =>
+      CHROMIUM ? new chromium.ChromiumPeerConnection({ ...opts, iceServers: [] }) : new wrtc.RTCPeerConnection({ ...opts, iceServers: [] }),
     prepareSession: (opts) => {
       const s = new TestbedSession({ ...opts, tb: sessionOptions(false) });
       return s;
@@ -112,7 +129,7 @@ const client = createClient({
   },
 });
 jmi.register(client);
-client.disco.addFeature(jmi.NS_JMI);
+if (cfg.advertise_jmi) client.disco.addFeature(jmi.NS_JMI);
 if (cfg.advertise_rfc3264) client.disco.addFeature(NS_RFC3264);
 
 client.on('raw:incoming', (xml) => logStanza('in', xml));
@@ -203,10 +220,13 @@ async function wantInline(peer) {
 
 function attachMedia(call, session) {
   call.session = session;
-  call.tone = new ToneSource(cfg.tone_hz, cfg.tone_amplitude);
+  call.tone = CHROMIUM ? new chromium.PageTone(cfg.tone_hz, cfg.tone_amplitude) : new ToneSource(cfg.tone_hz, cfg.tone_amplitude);
   call.tone.start();
-  const stream = new wrtc.MediaStream([call.tone.track]);
+  const stream = CHROMIUM ? undefined : new wrtc.MediaStream([call.tone.track]);
   session.addTrack(call.tone.track, stream);
+  session.pc.addEventListener('tonechange', (e) => {
+    emit('tonechange', { sid: call.sid, tone: e.tone, at_ms: e.at });
+  });
   session.pc.addEventListener('iceconnectionstatechange', () => {
     emit('ice', { sid: call.sid, state: session.pc.iceConnectionState });
   });
@@ -220,7 +240,13 @@ client.jingle.on('peerTrackAdded', (session, track) => {
   const call = callRecord(session.sid);
   if (track.kind !== 'audio') return;
   if (call.analyser) call.analyser.stop();
-  call.analyser = new AudioAnalyser(track);
+  const onDigit = (d) => emit('dtmf_heard', { sid: session.sid, ...d });
+  if (CHROMIUM) {
+    call.analyser = new AudioAnalyser(null, 4, onDigit);
+    session.pc.onaudio = (data) => call.analyser && call.analyser.onData(data);
+  } else {
+    call.analyser = new AudioAnalyser(track, 4, onDigit);
+  }
   emit('track', { sid: session.sid, kind: track.kind });
 });
 
@@ -285,6 +311,7 @@ function endMedia(call) {
   // keep the analyser's last measurement available; stop the sink
   if (call.analyser) {
     call.lastAudio = call.analyser.measure(1000);
+    call.lastHeard = call.analyser.dtmf.heard;
     call.analyser.stop();
     call.analyser = undefined;
   }
@@ -438,6 +465,9 @@ async function stats(sid) {
   out.remote_ufrag = ufrag(remote);
   const iceOptions = (d) => (d ? d.sdp.split('\r\n').filter((l) => l.startsWith('a=ice-options:')).map((l) => l.slice(14)) : []);
   out.local_ice_options = iceOptions(local);
+  const rtpmaps = (d) => (d ? d.sdp.split('\r\n').filter((l) => l.startsWith('a=rtpmap:')).map((l) => l.slice(9)) : []);
+  out.local_rtpmap = rtpmaps(local);
+  out.remote_rtpmap = rtpmaps(remote);
   out.remote_ice_options = iceOptions(remote);
   return out;
 }
@@ -501,10 +531,24 @@ async function handle(cmd) {
       const m = rec && rec.analyser ? rec.analyser.measure(cmd.window_ms || 1000) : rec && rec.lastAudio;
       return emit('audio', { req, sid, ...(m || { frames_received: 0, samples: 0, frequency_hz: 0, rms: 0, rms_dbfs: -200, tone_ratio: 0 }) });
     }
-    case 'dtmf':
+    case 'dtmf': {
       // @roamhq/wrtc 0.10.0 binds no RTCDTMFSender (RTCRtpSender has no `dtmf`), so
-      // this client cannot emit RFC 4733 events. Say so rather than pretend.
-      return emit('dtmf_unsupported', { req, digits: cmd.digits, message: 'RTCRtpSender.dtmf is not available in @roamhq/wrtc 0.10.0' });
+      // only the chromium engine can emit RFC 4733 events. Say so rather than pretend.
+      if (!CHROMIUM) {
+        return emit('dtmf_unsupported', { req, digits: cmd.digits, message: 'RTCRtpSender.dtmf is not available in @roamhq/wrtc 0.10.0 (use engine "chromium")' });
+      }
+      const rec = calls.get(sid);
+      if (!rec || !rec.session) return emit('error', { req, message: 'no session for DTMF' });
+      const duration = cmd.duration_ms || 100;
+      const gap = cmd.gap_ms || 70;
+      const r = await rec.session.pc.insertDTMF(cmd.digits, duration, gap);
+      return emit('dtmf_inserted', { req, sid, digits: cmd.digits, duration_ms: duration, gap_ms: gap, tone_buffer: r.tone_buffer });
+    }
+    case 'dtmf_heard': {
+      const rec = calls.get(sid);
+      const heard = rec && rec.analyser ? rec.analyser.dtmf.heard : (rec && rec.lastHeard) || [];
+      return emit('dtmf_heard_list', { req, sid, digits: heard.map((d) => d.digit).join(''), heard });
+    }
     case 'send_raw':
       client.transport.write(cmd.xml);
       return emit('raw_sent', { req });
@@ -529,6 +573,7 @@ async function quit(code) {
   } catch (_) {
     /* exiting anyway */
   }
+  if (CHROMIUM) await Promise.race([chromium.close(), new Promise((r) => setTimeout(r, 3000))]);
   // Exit explicitly: letting libwebrtc's threads unwind at process teardown can crash.
   setTimeout(() => process.exit(code), 50);
 }
@@ -590,4 +635,17 @@ rl.on('line', (line) => {
 });
 rl.on('close', () => quit(0));
 
-client.connect();
+if (CHROMIUM) {
+  chromium
+    .launch(cfg.chromium_path, (text) => debug(text))
+    .then(({ version }) => {
+      emit('engine', { engine: 'chromium', version });
+      client.connect();
+    })
+    .catch((err) => {
+      emit('error', { message: `chromium did not start: ${errorText(err)}` });
+      quit(4);
+    });
+} else {
+  client.connect();
+}

@@ -102,7 +102,12 @@ class TestbedSession extends MediaSession {
   }
 
   async localDescription(kind) {
-    applyCodecPreferences(this.pc, this.tb.RTCRtpReceiver, this.tb.codecs);
+    if (this.pc.setCodecNames) {
+      // the chromium engine: setCodecPreferences runs inside the page
+      if (this.tb.codecs && this.tb.codecs.length) await this.pc.setCodecNames(this.tb.codecs);
+    } else {
+      applyCodecPreferences(this.pc, this.tb.RTCRtpReceiver, this.tb.codecs);
+    }
     const desc = kind === 'offer' ? await this.pc.createOffer({}) : await this.pc.createAnswer({});
     const sdp = this.tb.renomination ? mungeRenomination(desc.sdp) : desc.sdp;
     await this.pc.setLocalDescription({ type: kind, sdp });

@@ -113,6 +113,18 @@ pub(crate) fn baresip(
     limit: Duration,
     extra: &[&str],
 ) -> Result<Process, String> {
+    baresip_with_config(dir, port, limit, extra, "")
+}
+
+/// [`baresip`] with `extra_config` lines appended to its config file (for example
+/// `module_app ctrl_tcp.so` and `ctrl_tcp_listen 127.0.0.1:PORT`).
+pub(crate) fn baresip_with_config(
+    dir: &Path,
+    port: u16,
+    limit: Duration,
+    extra: &[&str],
+    extra_config: &str,
+) -> Result<Process, String> {
     let tone = dir.join("tone.wav");
     let status = Command::new("sox")
         .args(["-n", "-r", "8000", "-c", "1", "-b", "16"])
@@ -126,7 +138,7 @@ pub(crate) fn baresip(
     let config = format!(
         "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_player alsa,null\naudio_alert alsa,null\n\
          audio_source aufile,{}\nmodule_path /usr/lib/baresip/modules\nmodule g711.so\nmodule aufile.so\n\
-         module alsa.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\n",
+         module alsa.so\nmodule sndfile.so\nmodule_app account.so\nmodule_app menu.so\nsnd_path {}\n{extra_config}",
         tone.display(),
         dir.display()
     );
@@ -308,7 +320,7 @@ pub(crate) fn outbound_call(bed: &mut Bed, codecs: &[&str]) -> Result<Outcome, S
 }
 
 /// Waits until `client` hears a tone near `hz` (±2 %) over 1 s; returns its frequency.
-fn hears_tone(client: &mut WebrtcClient, hz: f64) -> Result<f64, String> {
+pub(crate) fn hears_tone(client: &mut WebrtcClient, hz: f64) -> Result<f64, String> {
     let deadline = Instant::now() + WAIT;
     loop {
         let r = client
@@ -358,6 +370,37 @@ pub(crate) fn tone_frequency(path: &Path) -> Result<f64, String> {
         ));
     }
     Ok(crossings as f64 * f64::from(rate) / kept as f64)
+}
+
+/// [`tone_frequency`] over the last `tail` of audio above -34 dBFS in the WAV file at
+/// `path` (what was heard last, e.g. after an ICE restart); trailing silence is skipped.
+pub(crate) fn tone_frequency_tail(path: &Path, tail: Duration) -> Result<f64, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (rate, data) =
+        wav_data(&bytes).ok_or_else(|| format!("{}: not a 16-bit PCM WAV", path.display()))?;
+    let samples: Vec<f64> = data
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    let block = (rate / 10) as usize;
+    let loud: Vec<&[f64]> = samples
+        .chunks(block)
+        .filter(|c| c.len() == block)
+        .filter(|c| (c.iter().map(|x| x * x).sum::<f64>() / block as f64).sqrt() >= 0.02)
+        .collect();
+    let want = (tail.as_secs_f64() * 10.0) as usize;
+    if loud.len() < want.max(5) {
+        return Err(format!(
+            "{}: {} blocks of 100 ms above -34 dBFS, {want} wanted",
+            path.display(),
+            loud.len()
+        ));
+    }
+    let crossings: usize = loud[loud.len() - want..]
+        .iter()
+        .map(|c| c.windows(2).filter(|w| w[0] < 0.0 && w[1] >= 0.0).count())
+        .sum();
+    Ok(crossings as f64 * f64::from(rate) / (want * block) as f64)
 }
 
 /// The sample rate and the `data` chunk of a mono 16-bit PCM WAV file.

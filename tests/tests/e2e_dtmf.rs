@@ -1,0 +1,604 @@
+//! DTMF end to end (issue 4 "DTMF", issue 6 item 1; INTEROP.md E.7): RFC 4733
+//! telephone-events between a libwebrtc client on the Opus leg and a G.711 trunk,
+//! through Prosody and our gateway, witnessed by third parties on both ends.
+//!
+//! - Client → trunk: headless Chromium (its libwebrtc `RTCDTMFSender.insertDTMF`; the
+//!   StanzaJS client's `chromium` engine) calls `+15551230000`, answered by baresip
+//!   (PCMU). Tones are verified both ways; "123" then "0123456789*#" are sent, and a
+//!   `tshark` capture on `lo` shows them arriving at baresip's RTP port as RFC 4733 with
+//!   the telephone-event/8000 payload type of the SDP baresip saw, durations in 8 kHz
+//!   units matching what Chromium sent, one marker per event, the end packet three times,
+//!   the events as far apart in RTP time as Chromium sent them on the client leg, and no
+//!   DTMF tone in the PCMU audio baresip decoded (never transcoded as audio). The same
+//!   with PCMU passthrough on the client leg.
+//! - Trunk → client: baresip (the phone, PCMU) is told over its `ctrl_tcp` interface
+//!   to send "0123456789*#" (`/sndcode`); it sends them as RFC 4733 at 8 kHz (seen by
+//!   tshark). The client (libwebrtc M106 in node) is on Opus, so the gateway relays them
+//!   as telephone-event/48000; libwebrtc's NetEq renders received events as DTMF key
+//!   tones, which the client detects (Goertzel) in what it plays out: the digits, in
+//!   order, each for as long as baresip's event lasted.
+//!
+//! Runs inside a loopback-only namespace (`scripts/test-all`, or
+//! `unshare --net -- bash -c 'ip link set lo up; cargo test -p jsg-tests --test e2e_dtmf -- --nocapture'`);
+//! needs `jingle-sip-gateway` built, `chromium`, `tshark` and `baresip`.
+
+mod e2e_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use e2e_support::{
+    baresip_with_config, hears_tone, start_bed, tone_frequency, CLIENT_HZ, NUMBER, PHONE_HZ, WAIT,
+};
+use testbed::ports::{free_port, free_port_range, is_listening};
+use testbed::{
+    Candidates, Engine, Gateway, GatewayConfig, Namespace, Prosody, RtpEvent, Scratch, Tshark,
+    WebrtcClient, WebrtcConfig,
+};
+
+const LIMIT: Duration = Duration::from_secs(120);
+/// `insertDTMF` tone duration and inter-tone gap, in ms.
+const DIGIT_MS: u64 = 100;
+const GAP_MS: u64 = 70;
+/// One RFC 4733 packet interval at 8 kHz (20 ms): the tolerance on a final duration.
+const ONE_PACKET_8K: i64 = 160;
+/// What the trunk (baresip) sends back.
+const TRUNK_DIGITS: &str = "0123456789*#";
+
+/// Sends `digits` with `insertDTMF` and waits for the end of the sequence; returns the
+/// tones `tonechange` reported, each with its time in the page (ms).
+fn send_digits(alice: &mut WebrtcClient, digits: &str) -> Vec<(String, f64)> {
+    alice
+        .dtmf(
+            digits,
+            Duration::from_millis(DIGIT_MS),
+            Duration::from_millis(GAP_MS),
+        )
+        .unwrap_or_else(|e| panic!("insertDTMF {digits}: {e}"));
+    let mut tones = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let e = alice
+            .wait_for("tonechange", left)
+            .unwrap_or_else(|e| panic!("tonechange after {tones:?} of {digits}: {e}"));
+        match e.str("tone") {
+            Some("") | None => return tones,
+            Some(t) => tones.push((t.to_owned(), e.f64("at_ms").unwrap_or(f64::NAN))),
+        }
+    }
+}
+
+/// The first `*-dec.wav` recording baresip wrote into `dir` (it writes when the call ends).
+fn recording(dir: &std::path::Path) -> Option<PathBuf> {
+    let deadline = Instant::now() + WAIT;
+    while Instant::now() < deadline {
+        let found = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
+        if found.is_some() {
+            // let baresip finish the file
+            std::thread::sleep(Duration::from_millis(500));
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// 10 ms blocks of the 16-bit WAV file at `path` (8 kHz mono, as baresip records) that
+/// hold a DTMF key tone: the strongest Q.23 row and column frequencies each carry at
+/// least 20 % of the block's energy and 4 times their runner-up, above -40 dBFS.
+fn dtmf_blocks_in_wav(path: &std::path::Path) -> usize {
+    let out = testbed::run_bounded(
+        "sox",
+        [
+            path.as_os_str(),
+            "-t".as_ref(),
+            "raw".as_ref(),
+            "-e".as_ref(),
+            "signed".as_ref(),
+            "-b".as_ref(),
+            "16".as_ref(),
+            "-r".as_ref(),
+            "8000".as_ref(),
+            "-".as_ref(),
+        ],
+        Duration::from_secs(20),
+    )
+    .unwrap_or_else(|e| panic!("sox: {e}"));
+    let x: Vec<f64> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0)
+        .collect();
+    let rate = 8000.0;
+    let ratio = |b: &[f64], hz: f64, energy: f64| {
+        let coeff = 2.0 * (2.0 * std::f64::consts::PI * hz / rate).cos();
+        let (mut s1, mut s2) = (0.0, 0.0);
+        for v in b {
+            let s0 = v + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2) / (b.len() as f64 * energy)
+    };
+    let strongest = |b: &[f64], freqs: [f64; 4], energy: f64| {
+        let mut p: Vec<f64> = freqs.iter().map(|f| ratio(b, *f, energy)).collect();
+        p.sort_by(|a, b| b.total_cmp(a));
+        p[0] >= 0.2 && p[0] >= 4.0 * p[1]
+    };
+    x.chunks_exact(80)
+        .filter(|b| {
+            let energy: f64 = b.iter().map(|v| v * v).sum();
+            (energy / 80.0).sqrt() > 0.01
+                && strongest(b, [697.0, 770.0, 852.0, 941.0], energy)
+                && strongest(b, [1209.0, 1336.0, 1477.0, 1633.0], energy)
+        })
+        .count()
+}
+
+/// The check above finds a key tone when there is one (the DTMF "1", 697 + 1209 Hz,
+/// made by sox), and none in the phone's plain 660 Hz tone.
+#[test]
+fn dtmf_check_of_recordings_sees_key_tones() {
+    let scratch = Scratch::new("e2e-dtmf-wav").expect("scratch");
+    let key = scratch.join("key1.wav");
+    let tone = scratch.join("tone660.wav");
+    for (file, synth) in [
+        (&key, &["sine", "697", "sine", "1209", "remix", "1,2"][..]),
+        (&tone, &["sine", "660"][..]),
+    ] {
+        let status = std::process::Command::new("sox")
+            .args(["-n", "-r", "8000", "-b", "16"])
+            .arg(file)
+            .args(["synth", "0.5"])
+            .args(synth)
+            .args(["vol", "0.4"])
+            .status()
+            .expect("sox");
+        assert!(status.success());
+    }
+    assert!(
+        dtmf_blocks_in_wav(&key) >= 45,
+        "{}",
+        dtmf_blocks_in_wav(&key)
+    );
+    assert_eq!(dtmf_blocks_in_wav(&tone), 0);
+}
+
+/// Packets grouped into events by RTP timestamp (RFC 4733 §2.5.1.1: one timestamp per event).
+fn events(packets: &[RtpEvent]) -> Vec<Vec<RtpEvent>> {
+    let mut out: Vec<Vec<RtpEvent>> = Vec::new();
+    for p in packets {
+        match out.last_mut() {
+            Some(cur) if cur[0].timestamp == p.timestamp && cur[0].ssrc == p.ssrc => {
+                cur.push(p.clone())
+            }
+            _ => out.push(vec![p.clone()]),
+        }
+    }
+    out
+}
+
+#[test]
+fn chromium_dtmf_reaches_the_trunk_as_rfc4733_8khz() {
+    client_dtmf_to_trunk("e2e-dtmf-out", &[], "opus", 48000);
+}
+
+#[test]
+fn chromium_dtmf_in_pcmu_passthrough_reaches_the_trunk() {
+    client_dtmf_to_trunk("e2e-dtmf-out-pcmu", &["PCMU"], "PCMU", 8000);
+}
+
+/// The client → trunk run; `codecs`: the client's codec preference, `codec` and
+/// `te_clock`: what the client leg must end up with.
+fn client_dtmf_to_trunk(name: &str, codecs: &[&str], codec: &str, te_clock: u32) {
+    Namespace::require_loopback_only();
+    let t0 = Instant::now();
+    let mut bed = start_bed(name, LIMIT).unwrap_or_else(|e| panic!("{e}"));
+    let sip_port = bed.gateway.sip_port();
+    let (lo, hi) = bed.gateway.media_ports();
+    let filter = format!("udp and (port {sip_port} or portrange {lo}-{hi})");
+    let mut capture =
+        Tshark::start(&bed.scratch, "gateway", &filter, LIMIT).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut config = WebrtcConfig::new(bed.prosody.jid("alice"), "alice-pw");
+    config.engine = Engine::Chromium;
+    config.tone_hz = CLIENT_HZ;
+    config.candidates = Candidates::Inline;
+    config.renomination = true;
+    config.time_limit = LIMIT;
+    config.codecs = codecs.iter().map(|c| (*c).to_owned()).collect();
+    let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &config)
+        .unwrap_or_else(|e| panic!("the Chromium client did not log in: {e}"));
+    let callee = format!("{NUMBER}@{}", bed.prosody.component_domain());
+    alice.call(&callee, true).expect("call");
+    alice
+        .wait_for("accepted", WAIT)
+        .unwrap_or_else(|e| panic!("not answered: {e}\n{}", bed.gateway.process().log_tail(40)));
+    let client_heard_hz =
+        hears_tone(&mut alice, PHONE_HZ).unwrap_or_else(|e| panic!("client side: {e}"));
+    let stats = alice.stats().expect("stats");
+    let client_port = stats["local"]["port"].as_u64().unwrap_or(0) as u16;
+    let client_codec = stats["outbound"][0]["codec"]
+        .as_str()
+        .unwrap_or("?")
+        .to_owned();
+    // The gateway's answer to the client (its remote description): telephone-event
+    // at the clock of the chosen codec (INTEROP.md E.7).
+    let client_te: Vec<String> = stats["remote_rtpmap"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|c| c.as_str())
+                .filter(|c| c.contains("telephone-event"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+
+    let first = send_digits(&mut alice, "123");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = send_digits(&mut alice, "0123456789*#");
+    // the last end packets, and more of the client's tone for the phone's recording
+    std::thread::sleep(Duration::from_millis(1500));
+    alice.hangup("success").expect("hangup");
+    let recorded = recording(&bed.phone_dir)
+        .unwrap_or_else(|| panic!("no recording\n{}", bed.phone.log_tail(30)));
+    let phone_heard_hz = tone_frequency(&recorded).unwrap_or_else(|e| panic!("{e}"));
+    // Never transcoded as audio: no DTMF key tone in what baresip decoded from PCMU.
+    let dtmf_in_audio = dtmf_blocks_in_wav(&recorded);
+    capture.stop();
+    alice.quit();
+
+    // What the trunk saw: the gateway's offer, baresip's answer, then the events.
+    let sdps = capture.sdp(sip_port).expect("tshark reads SIP");
+    let offer = sdps
+        .iter()
+        .find(|s| s.method == "INVITE" && s.src_port == sip_port)
+        .unwrap_or_else(|| panic!("no INVITE with SDP from the gateway in {sdps:?}"));
+    let answer = sdps
+        .iter()
+        .find(|s| s.status == 200 && s.dst_port == sip_port)
+        .unwrap_or_else(|| panic!("no 200 with SDP from baresip in {sdps:?}"));
+    let offered_pt = offer
+        .telephone_event_pt(8000)
+        .expect("the INVITE offers telephone-event/8000");
+    let pt = answer
+        .telephone_event_pt(8000)
+        .expect("baresip answers telephone-event/8000");
+    let trunk_port = answer.audio_port().expect("m=audio in the 200");
+    let packets: Vec<RtpEvent> = capture
+        .rtp_events(trunk_port, pt)
+        .expect("tshark reads RTP")
+        .into_iter()
+        .filter(|p| p.dst_port == trunk_port)
+        .collect();
+    let audio_packets = capture.rtp_count(trunk_port, 0).expect("tshark reads RTP");
+    let evs = events(&packets);
+    let keys: String = evs.iter().map(|e| e[0].key()).collect();
+    let summary: Vec<String> = evs
+        .iter()
+        .map(|e| {
+            let last = e.last().expect("non-empty");
+            format!(
+                "{} ts={} pkts={} marker_first={} ends={} final={}",
+                e[0].key(),
+                e[0].timestamp,
+                e.len(),
+                e[0].marker,
+                e.iter().filter(|p| p.end).count(),
+                last.duration
+            )
+        })
+        .collect();
+    let tones = |t: &[(String, f64)]| t.iter().map(|(d, _)| d.as_str()).collect::<String>();
+    eprintln!(
+        "client codec {client_codec}, the gateway's answer to the client: {client_te:?}; \
+         client heard {client_heard_hz:.1} Hz, phone heard {phone_heard_hz:.1} Hz\n\
+         tonechange: {first:?} {second:?}\n\
+         SDP: offer te PT {offered_pt} ({:?}), answer te PT {pt}, trunk RTP port {trunk_port}\n\
+         trunk received {} event packets, {audio_packets} PCMU packets; events:\n  {}\n\
+         wall time {:.1} s",
+        offer.media,
+        packets.len(),
+        summary.join("\n  "),
+        t0.elapsed().as_secs_f64()
+    );
+    let baresip_log = std::fs::read_to_string(bed.phone.log_path()).unwrap_or_default();
+    // baresip, the second witness, logs `received event: '1' (end=1)` per digit.
+    let baresip_keys: String = baresip_log
+        .split("received event: '")
+        .skip(1)
+        .filter(|rest| rest.get(1..10) == Some("' (end=1)"))
+        .filter_map(|rest| rest.chars().next())
+        .collect();
+    eprintln!(
+        "baresip received the events {baresip_keys:?}; 10 ms blocks with a DTMF tone in \
+         its PCMU recording: {dtmf_in_audio}"
+    );
+
+    assert!(
+        client_codec
+            .to_ascii_lowercase()
+            .ends_with(&codec.to_ascii_lowercase()),
+        "client codec {client_codec}, want {codec}"
+    );
+    let te = format!("telephone-event/{te_clock}");
+    assert!(
+        client_te.iter().any(|t| t.ends_with(&te)),
+        "client leg telephone-event {client_te:?}"
+    );
+    assert!((client_heard_hz - PHONE_HZ).abs() <= PHONE_HZ * 0.02);
+    assert!(
+        (phone_heard_hz - CLIENT_HZ).abs() <= CLIENT_HZ * 0.02,
+        "the phone heard {phone_heard_hz} Hz"
+    );
+    assert_eq!(
+        (tones(&first).as_str(), tones(&second).as_str()),
+        ("123", "0123456789*#")
+    );
+    assert_eq!(
+        offered_pt, pt,
+        "baresip answered another telephone-event PT"
+    );
+    assert!(
+        audio_packets > 50,
+        "PCMU reached the trunk: {audio_packets} packets"
+    );
+    assert_eq!(
+        keys,
+        "1230123456789*#",
+        "events at the trunk:\n{}",
+        summary.join("\n")
+    );
+    assert_eq!(baresip_keys, "1230123456789*#", "what baresip logged");
+    assert_eq!(dtmf_in_audio, 0, "DTMF tones in the trunk's audio");
+    let want = (DIGIT_MS * 8) as i64;
+    for e in &evs {
+        let what = format!("event {} at ts {}: {e:?}", e[0].key(), e[0].timestamp);
+        assert!(
+            e.iter()
+                .all(|p| p.payload_type == pt && p.event == e[0].event),
+            "{what}"
+        );
+        assert!(e[0].marker, "first packet without marker: {what}");
+        assert!(
+            e[1..].iter().all(|p| !p.marker),
+            "marker after the first packet: {what}"
+        );
+        let ends: Vec<&RtpEvent> = e.iter().filter(|p| p.end).collect();
+        assert_eq!(ends.len(), 3, "end packets: {what}");
+        assert!(
+            e.last().expect("non-empty").end,
+            "packets after the end: {what}"
+        );
+        assert!(
+            ends.iter().all(|p| p.duration == ends[0].duration),
+            "{what}"
+        );
+        assert!(
+            e.windows(2).all(|w| w[1].duration >= w[0].duration),
+            "durations go back: {what}"
+        );
+        let d = i64::from(ends[0].duration);
+        assert!(
+            (d - want).abs() <= ONE_PACKET_8K,
+            "final duration {d} ticks at 8 kHz, want {want} ± {ONE_PACKET_8K}: {what}"
+        );
+    }
+    // The gateway keeps the events' RTP timing: the start timestamps of the events
+    // Chromium sent on the client leg (SRTP headers are in the clear), converted to
+    // 8 kHz, are as far apart as those at the trunk (within one tick of rounding).
+    let te_pt: u8 = client_te
+        .iter()
+        .find(|t| t.ends_with(&te))
+        .and_then(|t| t.split(' ').next()?.parse().ok())
+        .expect("telephone-event PT of the client leg");
+    let client_starts: Vec<u32> = capture
+        .rtp_packets(client_port, te_pt)
+        .expect("tshark reads RTP")
+        .iter()
+        .filter(|p| p.src_port == client_port && p.marker)
+        .map(|p| p.timestamp)
+        .collect();
+    let trunk_starts: Vec<u32> = evs.iter().map(|e| e[0].timestamp).collect();
+    assert_eq!(
+        client_starts.len(),
+        trunk_starts.len(),
+        "events sent by Chromium"
+    );
+    let per_tick = i64::from(te_clock / 8000);
+    for (i, (c, t)) in client_starts
+        .windows(2)
+        .zip(trunk_starts.windows(2))
+        .enumerate()
+    {
+        let client_step = i64::from(c[1].wrapping_sub(c[0])) / per_tick;
+        let trunk_step = i64::from(t[1].wrapping_sub(t[0]));
+        assert!(
+            (client_step - trunk_step).abs() <= 1,
+            "events {i}->{}: {client_step} ticks apart from Chromium, {trunk_step} at the trunk",
+            i + 1
+        );
+    }
+}
+
+/// Sends `/sndcode DIGITS` to baresip over its `ctrl_tcp` interface (JSON in a
+/// netstring) and returns its reply.
+fn baresip_sndcode(ctrl_port: u16, digits: &str) -> String {
+    let mut tcp = TcpStream::connect(("127.0.0.1", ctrl_port)).expect("baresip ctrl_tcp");
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    let json = format!(r#"{{"command":"sndcode","params":"{digits}","token":"dtmf"}}"#);
+    tcp.write_all(format!("{}:{json},", json.len()).as_bytes())
+        .expect("write ctrl_tcp");
+    let mut reply = vec![0u8; 4096];
+    let n = tcp.read(&mut reply).unwrap_or(0);
+    String::from_utf8_lossy(&reply[..n]).into_owned()
+}
+
+#[test]
+fn trunk_rfc4733_reaches_the_opus_client_as_dtmf_tones() {
+    Namespace::require_loopback_only();
+    let t0 = Instant::now();
+    let scratch = Scratch::new("e2e-dtmf-in").expect("scratch");
+    let mut prosody = Prosody::start_default(&scratch).expect("prosody");
+    prosody
+        .register("alice", "alice-pw")
+        .expect("register alice");
+    let phone_dir = scratch.subdir("baresip").expect("subdir");
+    let mut attempt = 0;
+    let (phone, phone_port, ctrl_port) = loop {
+        // baresip listens for SIP on `port` and SIP over TLS on `port + 1`.
+        let (port, ctrl) = (free_port_range(2), free_port());
+        let extra = format!("module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n");
+        match baresip_with_config(&phone_dir, port, LIMIT, &[], &extra) {
+            Ok(p) if is_listening(ctrl) => break (p, port, ctrl),
+            Ok(p) if attempt < 3 => {
+                eprintln!(
+                    "baresip's ctrl_tcp did not listen on {ctrl}:\n{}",
+                    p.log_tail(10)
+                );
+                attempt += 1;
+            }
+            Ok(p) => panic!("baresip's ctrl_tcp did not listen:\n{}", p.log_tail(20)),
+            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let mut config = GatewayConfig {
+        time_limit: LIMIT,
+        ..GatewayConfig::default()
+    };
+    config.set("sip.trunks.0.port", phone_port);
+    config.set("media.prefer_g711_passthrough", false);
+    let mut gateway = Gateway::start(&scratch, &prosody, &config).expect("gateway starts");
+    prosody
+        .wait_component_authenticated(0, WAIT)
+        .expect("the gateway joins Prosody");
+    gateway
+        .wait_for_log("sip user agent running", WAIT)
+        .expect("the gateway's SIP side starts");
+    let sip_port = gateway.sip_port();
+    let (lo, hi) = gateway.media_ports();
+    let filter = format!("udp and (port {sip_port} or portrange {lo}-{hi})");
+    let mut capture =
+        Tshark::start(&scratch, "gateway", &filter, LIMIT).unwrap_or_else(|e| panic!("{e}"));
+
+    let mut cc = WebrtcConfig::new(prosody.jid("alice"), "alice-pw");
+    cc.tone_hz = CLIENT_HZ;
+    cc.candidates = Candidates::Inline;
+    cc.renomination = true;
+    cc.time_limit = LIMIT;
+    let mut alice = WebrtcClient::start(&scratch, &prosody, &cc).expect("client logs in");
+    let callee = format!("{NUMBER}@{}", prosody.component_domain());
+    alice.call(&callee, true).expect("call");
+    alice
+        .wait_for("accepted", WAIT)
+        .unwrap_or_else(|e| panic!("not answered: {e}\n{}", gateway.process().log_tail(40)));
+    let client_heard_hz =
+        hears_tone(&mut alice, PHONE_HZ).unwrap_or_else(|e| panic!("client side: {e}"));
+    let reply = baresip_sndcode(ctrl_port, TRUNK_DIGITS);
+    let mut heard = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while heard.len() < TRUNK_DIGITS.len() && Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match alice.wait_for("dtmf_heard", left) {
+            Ok(e) => heard.push((
+                e.str("digit").unwrap_or("?").to_owned(),
+                e.f64("duration_ms").unwrap_or(0.0),
+            )),
+            Err(_) => break,
+        }
+    }
+    let stats = alice.stats().expect("stats");
+    let client_te: Vec<String> = stats["remote_rtpmap"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|c| c.as_str())
+                .filter(|c| c.contains("telephone-event"))
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    let client_port = stats["local"]["port"].as_u64().unwrap_or(0) as u16;
+    alice.hangup("success").expect("hangup");
+    capture.stop();
+    alice.quit();
+    drop(phone);
+
+    let sdps = capture.sdp(sip_port).expect("tshark reads SIP");
+    let answer = sdps
+        .iter()
+        .find(|s| s.status == 200 && s.dst_port == sip_port)
+        .unwrap_or_else(|| panic!("no 200 with SDP from baresip in {sdps:?}"));
+    let pt = answer
+        .telephone_event_pt(8000)
+        .expect("baresip answers telephone-event/8000");
+    let trunk_port = answer.audio_port().expect("m=audio in the 200");
+    let sent: Vec<RtpEvent> = capture
+        .rtp_events(trunk_port, pt)
+        .expect("tshark reads RTP")
+        .into_iter()
+        .filter(|p| p.src_port == trunk_port)
+        .collect();
+    let sent_events = events(&sent);
+    let sent_keys: String = sent_events.iter().map(|e| e[0].key()).collect();
+    let sent_summary: Vec<String> = sent_events
+        .iter()
+        .map(|e| {
+            format!(
+                "{} pkts={} ends={} final={}",
+                e[0].key(),
+                e.len(),
+                e.iter().filter(|p| p.end).count(),
+                e.last().map_or(0, |p| p.duration)
+            )
+        })
+        .collect();
+    // The client leg is SRTP: the RTP header (payload type) is readable, the event is not.
+    let client_pt: u8 = client_te
+        .iter()
+        .find(|t| t.ends_with("telephone-event/48000"))
+        .and_then(|t| t.split(' ').next()?.parse().ok())
+        .unwrap_or(0);
+    let to_client = capture
+        .rtp_count(client_port, client_pt)
+        .expect("tshark reads RTP");
+    let digits: String = heard.iter().map(|(d, _)| d.as_str()).collect();
+    eprintln!(
+        "ctrl_tcp reply {reply:?}\nclient heard the phone at {client_heard_hz:.1} Hz; \
+         the gateway's answer to the client: {client_te:?}\n\
+         the gateway sent {to_client} packets of PT {client_pt} to the client (port {client_port})\n\
+         baresip sent {} event packets (PT {pt}), keys {sent_keys:?}:\n  {}\n\
+         the client heard {heard:?}\nwall time {:.1} s",
+        sent.len(),
+        sent_summary.join("\n  "),
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(
+        client_te
+            .iter()
+            .any(|t| t.ends_with("telephone-event/48000")),
+        "client leg telephone-event {client_te:?}"
+    );
+    assert_eq!(sent_keys, TRUNK_DIGITS, "what baresip sent");
+    assert_eq!(to_client, sent.len(), "event packets relayed to the client");
+    assert_eq!(digits, TRUNK_DIGITS, "what the client heard: {heard:?}");
+    // NetEq plays each event for its duration: what baresip sent (8 kHz ticks), scaled
+    // by the gateway to 48 kHz, within 40 ms (detector blocks are 10 ms).
+    for ((d, ms), e) in heard.iter().zip(&sent_events) {
+        let sent_ms = f64::from(e.last().map_or(0, |p| p.duration)) / 8.0;
+        assert!(
+            (ms - sent_ms).abs() <= 40.0,
+            "digit {d}: heard for {ms} ms, sent for {sent_ms} ms"
+        );
+    }
+}
