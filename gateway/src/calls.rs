@@ -33,15 +33,16 @@ use xmpp::jingle::{Action, Reason, ReasonCondition};
 use xmpp::jmi::{JingleMessage, JmiAction};
 use xmpp::session::{self, Event, JingleIq, JingleSession, SessionConfig, State};
 
-use crate::config::Config;
+use crate::config::{Config, EarlyMedia};
 use crate::media_driver::BindParams;
 use crate::routing::{CallSlots, Router};
 
 mod bridged;
 mod inbound;
 pub mod outbound;
+pub mod presence;
 
-use outbound::{Backend, OutCall};
+use outbound::{Backend, OutCall, Redactor};
 pub use outbound::{CallInput, CallKey};
 
 /// The text of the reason that ends a call while calls cannot be bridged to SIP.
@@ -94,6 +95,16 @@ pub struct Calls {
     in_calls: HashMap<String, inbound::InCall>,
     /// SIP Call-ID → inbound sid.
     in_by_sip: HashMap<String, String>,
+    /// The users' online resources and caps: how inbound calls ring them.
+    presences: presence::Presences,
+    /// `calls.direct_initiate`: `session-initiate` to a user without JMI.
+    direct_initiate: bool,
+    /// `calls.early_media`: accept the session at a 183 with SDP, or only at the 200.
+    early_media: EarlyMedia,
+    /// `calls.outbound_ring_timeout`: the wait for the trunk's 200 after an INVITE.
+    outbound_ring_timeout: Duration,
+    /// `log.redact_numbers`: how phone numbers appear in log lines.
+    redactor: Redactor,
 }
 
 impl Calls {
@@ -117,6 +128,11 @@ impl Calls {
             next_call: 0,
             in_calls: HashMap::new(),
             in_by_sip: HashMap::new(),
+            presences: presence::Presences::new(),
+            direct_initiate: config.calls.direct_initiate,
+            early_media: config.calls.early_media,
+            outbound_ring_timeout: config.calls.outbound_ring_timeout,
+            redactor: Redactor::new(config.log.redact_numbers),
         }
     }
 
@@ -303,9 +319,23 @@ impl Calls {
         self.drain_key(now, &key);
     }
 
-    /// Handles an IQ `result` or `error` addressed to a number JID
-    /// ([`xmpp::component::Action::IqResponse`]); one that matches no IQ we sent is dropped.
+    /// Handles a user's available, `unavailable` or `error` presence to a number JID or
+    /// the domain ([`xmpp::component::Action::Presence`]): tracks its online resources
+    /// and queries their caps (see [`presence`]), which decide how inbound calls ring.
+    pub fn handle_presence(&mut self, _now: Instant, inbound: Inbound) {
+        self.presences
+            .handle_presence(&inbound.stanza, &inbound.from, &inbound.to);
+        self.transmits
+            .extend(std::iter::from_fn(|| self.presences.poll_transmit()));
+    }
+
+    /// Handles an IQ `result` or `error` addressed to a number JID or the domain
+    /// ([`xmpp::component::Action::IqResponse`]): answers to our caps queries and to
+    /// Jingle IQs; one that matches no IQ we sent is dropped.
     pub fn handle_iq_response(&mut self, now: Instant, inbound: Inbound) {
+        if self.presences.handle_iq_response(&inbound.stanza) {
+            return;
+        }
         let key = self
             .sessions
             .iter_mut()
@@ -318,8 +348,11 @@ impl Calls {
         }
     }
 
-    /// Fires the timers due at `now`: IQ timeouts of sessions, expired proposals.
+    /// Fires the timers due at `now`: IQ timeouts of sessions, expired proposals,
+    /// unanswered outbound calls (`calls.outbound_ring_timeout`), unanswered inbound
+    /// calls (`calls.ring_timeout`).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.outbound_timeouts(now);
         let due: Vec<(String, String)> = self
             .sessions
             .iter()
@@ -389,6 +422,7 @@ impl Calls {
         sessions
             .chain(proposals)
             .chain(self.inbound_deadline())
+            .chain(self.outbound_deadline())
             .min()
     }
 

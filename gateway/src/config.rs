@@ -38,7 +38,7 @@ pub use media::Media;
 pub use routing::{NationalPlan, Route, Routing, User};
 pub use sip::{NumberFormat, Sip, Transport, Trunk, TrunkAuth};
 pub use types::{Network, NumberPrefix, Secret, E164};
-pub use xmpp::{Calls, Log, Xmpp};
+pub use xmpp::{Calls, EarlyMedia, Log, Xmpp};
 
 /// Where the binary looks for its configuration file when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/jingle-sip-gateway/gateway.toml";

@@ -246,6 +246,18 @@ pub enum CallMediaEvent {
     /// Consent to send was lost ([RFC 7675 §5.1](https://www.rfc-editor.org/rfc/rfc7675#section-5.1)):
     /// nothing is sent on the client leg until ICE selects a pair again.
     ConsentLost,
+    /// The agent restarted ICE after [`CallMediaHandle::remote_ice_restart`]: our new
+    /// credentials, to send to the client.
+    IceRestarted {
+        /// Our new ufrag and pwd.
+        ice: Credentials,
+    },
+    /// [`CallMediaHandle::remote_ice_restart`] was refused: the client's credentials are
+    /// invalid; ICE goes on with the old ones.
+    IceRestartFailed {
+        /// Why.
+        error: String,
+    },
     /// The DTLS handshake completed and the client's certificate matched its fingerprint.
     DtlsConnected {
         /// The negotiated SRTP protection profile.
@@ -322,6 +334,10 @@ enum Command {
     RemoteCandidate(Candidate),
     EndOfCandidates,
     IceRestart(oneshot::Sender<Credentials>),
+    RemoteIceRestart {
+        ufrag: String,
+        pwd: String,
+    },
     SetClientMedia(ClientMedia),
     SetClientPeerFingerprint {
         fingerprint: Fingerprint,
@@ -456,6 +472,24 @@ impl CallMediaHandle {
         let (tx, rx) = oneshot::channel();
         self.send(Command::IceRestart(tx))?;
         rx.await.map_err(|_| Error::Stopped)
+    }
+
+    /// The client restarted ICE with these new credentials (a Jingle `transport-info`
+    /// with a new ufrag/pwd, XEP-0176 §7): the agent takes them, restarts with new local
+    /// credentials and reports them as [`CallMediaEvent::IceRestarted`], to signal with
+    /// the same fingerprint (the DTLS association and SRTP keys survive the restart) and
+    /// our host candidates. The selected pair keeps carrying media until a pair is
+    /// selected under the new credentials ([`CallMediaEvent::IceSelected`]). Bad
+    /// credentials (ufrag < 4, pwd < 22 characters) give
+    /// [`CallMediaEvent::IceRestartFailed`].
+    ///
+    /// # Errors
+    /// [`Error::Stopped`].
+    pub fn remote_ice_restart(&self, ufrag: &str, pwd: &str) -> Result<(), Error> {
+        self.send(Command::RemoteIceRestart {
+            ufrag: ufrag.to_owned(),
+            pwd: pwd.to_owned(),
+        })
     }
 
     /// The client leg's negotiated media (the client's answer arrived). Ignored with a

@@ -245,6 +245,7 @@ fn on_event(component: &Component, calls: &mut Calls, event: XmppEvent) -> Vec<E
             Action::Jingle(inbound) => calls.handle_jingle(now(), inbound),
             Action::Jmi(inbound) => calls.handle_jmi(now(), inbound),
             Action::IqResponse(inbound) => calls.handle_iq_response(now(), inbound),
+            Action::Presence(inbound) => calls.handle_presence(now(), inbound),
             other => tracing::debug!(action = ?other, "component action not handled"),
         }
         out.extend(std::iter::from_fn(|| calls.poll_transmit()));

@@ -158,6 +158,26 @@ fn new_routing_calls_and_media_keys_are_overridden() {
     );
     assert_eq!(plan.national_len, None);
 
+    let config = load(&[
+        ("JSG__CALLS__EARLY_MEDIA", "accept"),
+        ("JSG__CALLS__OUTBOUND_RING_TIMEOUT", "20s"),
+        ("JSG__LOG__REDACT_NUMBERS", "false"),
+    ])
+    .unwrap();
+    assert_eq!(
+        config.calls.early_media,
+        gateway::config::EarlyMedia::Accept
+    );
+    assert_eq!(config.calls.outbound_ring_timeout.as_secs(), 20);
+    assert!(!config.log.redact_numbers);
+    let p = problems(&[("JSG__CALLS__EARLY_MEDIA", "sometimes")]);
+    let early = p
+        .problems
+        .iter()
+        .find(|p| p.key == "calls.early_media")
+        .unwrap_or_else(|| panic!("{p}"));
+    assert_eq!(early.env_var.as_deref(), Some("JSG__CALLS__EARLY_MEDIA"));
+
     let p = problems(&[("JSG__ROUTING__NATIONAL_PLAN__NATIONAL_NUMBER_LENGTH", "ten")]);
     let keys: Vec<&str> = p.problems.iter().map(|p| p.key.as_str()).collect();
     assert!(

@@ -473,3 +473,63 @@ fn national_plan_problems_name_their_keys() {
         "{shown}"
     );
 }
+
+#[test]
+fn early_media_defaults_to_ringback_and_rejects_unknown_values() {
+    use gateway::config::EarlyMedia;
+    assert_eq!(parse(VALID).calls.early_media, EarlyMedia::Ringback);
+    let config = parse(&with("calls", "early_media = \"accept\""));
+    assert_eq!(config.calls.early_media, EarlyMedia::Accept);
+    let config = parse(&with("calls", "early_media = \"ringback\""));
+    assert_eq!(config.calls.early_media, EarlyMedia::Ringback);
+
+    let text = format!("{VALID}\n[calls]\nearly_media = \"play\"\n");
+    let p = problems(&text);
+    assert_eq!(keys(&p), ["calls.early_media"], "{p}");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("early_media"))
+        .unwrap()
+        + 1;
+    assert_eq!(p.problems[0].line, Some(line), "{p}");
+    let shown = p.problems[0].to_string();
+    assert!(
+        shown.starts_with(&format!("test.toml:{line}: calls.early_media: ")),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("ringback") && shown.contains("accept"),
+        "names the accepted values: {shown}"
+    );
+    let p = problems(&with("calls", "early_media = true"));
+    assert_eq!(keys(&p), ["calls.early_media"], "{p}");
+}
+
+#[test]
+fn outbound_ring_timeout_defaults_to_60s_and_must_be_positive() {
+    assert_eq!(parse(VALID).calls.outbound_ring_timeout.as_secs(), 60);
+    let config = parse(&with("calls", "outbound_ring_timeout = \"90s\""));
+    assert_eq!(config.calls.outbound_ring_timeout.as_secs(), 90);
+    let p = problems(&with("calls", "outbound_ring_timeout = \"0s\""));
+    assert_eq!(keys(&p), ["calls.outbound_ring_timeout"], "{p}");
+    assert!(p.problems[0].message.contains("longer than 0"), "{p}");
+    let p = problems(&with("calls", "outbound_ring_timeout = 60"));
+    assert_eq!(keys(&p), ["calls.outbound_ring_timeout"], "{p}");
+}
+
+#[test]
+fn redact_numbers_defaults_to_true_and_quiets_the_sip_stack() {
+    let config = parse(VALID);
+    assert!(config.log.redact_numbers);
+    assert_eq!(config.log.directives("info"), "info,rsipstack=warn");
+    assert_eq!(
+        config.log.directives("debug,rsipstack=info"),
+        "debug,rsipstack=info",
+        "a level that names rsipstack is kept"
+    );
+    let config = parse(&with("log", "redact_numbers = false"));
+    assert!(!config.log.redact_numbers);
+    assert_eq!(config.log.directives("info"), "info");
+    let p = problems(&with("log", "redact_numbers = \"no\""));
+    assert_eq!(keys(&p), ["log.redact_numbers"], "{p}");
+}

@@ -8,6 +8,10 @@
 //!   presence with [XEP-0115](https://xmpp.org/extensions/xep-0115.html) caps
 //!   from the fixed resource; `probe` and directed available presence →
 //!   available presence with caps; `unsubscribe` → `unavailable`;
+//!   available, `unavailable` and `error` presence from users (to a number JID
+//!   or the domain) also go to the call layer ([`Action::Presence`]), which
+//!   tracks the users' resources and caps; IQ results to the domain go to it
+//!   too ([`Action::IqResponse`], answers to its caps queries);
 //! * disco#info ([XEP-0030](https://xmpp.org/extensions/xep-0030.html)) for the
 //!   domain (`gateway/pstn`) and for number JIDs, bare, full and with the
 //!   caps node `node#ver` (`client/phone` and the call features); empty
@@ -135,10 +139,16 @@ pub enum Action {
     /// `accept`, `reject`, `retract`, `finish`); a requested receipt has
     /// already been produced as an [`Action::Send`].
     Jmi(Inbound),
-    /// An IQ `result` or `error` to a number JID: the answer to an IQ that the
-    /// call layer sent. The call layer matches its `id` and drops it when
-    /// unknown (only it knows which ids are outstanding).
+    /// An IQ `result` or `error` to a number JID, or to the domain (then
+    /// `number` is empty): the answer to an IQ that the call layer sent. The
+    /// call layer matches its `id` and drops it when unknown (only it knows
+    /// which ids are outstanding).
     IqResponse(Inbound),
+    /// An available, `unavailable` or `error` presence from a user to a number
+    /// JID or to the domain (then `number` is empty), for the call layer to
+    /// learn the user's online resources and their caps (INTEROP.md E.3);
+    /// any answer it needs is already an [`Action::Send`].
+    Presence(Inbound),
 }
 
 /// The presence and discovery responder (see the module doc).
@@ -320,7 +330,13 @@ impl Component {
                         number,
                         stanza: el,
                     })],
-                    _ => {
+                    Target::Domain => vec![Action::IqResponse(Inbound {
+                        from,
+                        to,
+                        number: String::new(),
+                        stanza: el,
+                    })],
+                    Target::BadNumber => {
                         tracing::debug!(id = el.attr("id"), "dropped an unexpected iq {kind}");
                         Vec::new()
                     }
@@ -464,7 +480,27 @@ impl Component {
         }
     }
 
+    /// Answers a presence, and hands availability to the call layer
+    /// ([`Action::Presence`]).
     fn on_presence(&self, el: &Element, from: &Jid, to: &Jid, target: Target) -> Vec<Action> {
+        let number = match &target {
+            Target::Number(n) => Some(n.clone()),
+            Target::Domain => Some(String::new()),
+            Target::BadNumber => None,
+        };
+        let mut actions = self.answer_presence(el, from, to, target);
+        if let (Some(number), None | Some("unavailable" | "error")) = (number, el.attr("type")) {
+            actions.push(Action::Presence(Inbound {
+                from: from.clone(),
+                to: to.clone(),
+                number,
+                stanza: el.clone(),
+            }));
+        }
+        actions
+    }
+
+    fn answer_presence(&self, el: &Element, from: &Jid, to: &Jid, target: Target) -> Vec<Action> {
         let kind = el.attr("type");
         let bare_from = from.to_bare().to_string();
         match target {

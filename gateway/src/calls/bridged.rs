@@ -14,6 +14,39 @@ use super::{Calls, Proposal};
 use crate::bridge::{self, ClientOffer};
 use crate::media_driver::{CallMediaEvent, Failure};
 
+/// Our `transport-info` answering the client's ICE restart (XEP-0176 §7, INTEROP.md
+/// E.8): the new credentials `ice`, the same DTLS fingerprint with our established
+/// `setup` (the DTLS association and SRTP keys survive the restart), and our host
+/// candidates again.
+pub(super) fn restart_transport(
+    local: &crate::media_driver::LocalDescription,
+    ice: &ice::Credentials,
+    setup: Option<media::dtls::Setup>,
+) -> xmpp::jingle::IceUdpTransport {
+    use media::dtls::Setup;
+    use xmpp::jingle::Setup as JingleSetup;
+    xmpp::jingle::IceUdpTransport {
+        ufrag: Some(ice.ufrag.clone()),
+        pwd: Some(ice.pwd.clone()),
+        fingerprint: Some(xmpp::jingle::Fingerprint {
+            hash: media::cert::Fingerprint::HASH.to_owned(),
+            setup: setup.map(|s| match s {
+                Setup::Actpass => JingleSetup::ActPass,
+                Setup::Active => JingleSetup::Active,
+                Setup::Passive => JingleSetup::Passive,
+            }),
+            value: local.fingerprint.to_string(),
+        }),
+        trickle: false,
+        candidates: local
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| bridge::jingle_candidate(c, &format!("r{}", i + 1)))
+            .collect(),
+    }
+}
+
 /// The namespace of message delivery receipts ([XEP-0184](https://xmpp.org/extensions/xep-0184.html)).
 const NS_RECEIPTS: &str = "urn:xmpp:receipts";
 
@@ -51,9 +84,10 @@ impl Calls {
             sid = %key.1,
             sip = tracing::field::Empty
         );
+        let shown_number = self.redactor.show(number);
         {
             let _e = span.enter();
-            tracing::info!(%number, %caller, trunks = ?trunks, "outbound call");
+            tracing::info!(number = %shown_number, %caller, trunks = ?trunks, "outbound call");
         }
         b.spawn_media(key.clone(), call_id);
         self.out_calls.insert(
@@ -61,6 +95,7 @@ impl Calls {
             OutCall {
                 span,
                 number: number.to_owned(),
+                shown_number,
                 caller: caller.clone(),
                 caller_id,
                 trunks,
@@ -71,7 +106,9 @@ impl Calls {
                 sip: None,
                 sip_ended: false,
                 invite_sent_at: None,
+                ring_deadline: None,
                 answered_at: None,
+                early_media: false,
                 client_offer: None,
                 pending_candidates: Vec::new(),
                 pending_answer: None,
@@ -202,9 +239,9 @@ impl Calls {
         }
     }
 
-    /// After SIP 200 and the client's offer: configures both legs' media and sends
-    /// `session-accept`.
-    fn complete_answer(&mut self, now: Instant, key: &CallKey) {
+    /// After SIP 200 (or a 183 with SDP when `calls.early_media = "accept"`) and the
+    /// client's offer: configures both legs' media and sends `session-accept`.
+    pub(super) fn complete_answer(&mut self, now: Instant, key: &CallKey) {
         let Some(c) = self.out_calls.get_mut(key) else {
             return;
         };
@@ -215,7 +252,7 @@ impl Calls {
         {
             return;
         }
-        let Some((remote, _negotiated)) = c.pending_answer.take() else {
+        let Some(remote) = c.pending_answer.take() else {
             return;
         };
         let Some(b) = &self.backend else { return };
@@ -239,7 +276,12 @@ impl Calls {
             client_codec = choice.codec.name(),
             trunk_codec = trunk.codec.name(),
             transcoded = !choice.passthrough,
-            "answered: session-accept"
+            "{}",
+            if c.answered_at.is_some() {
+                "answered: session-accept"
+            } else {
+                "early media: session-accept"
+            }
         );
         c.trunk_codec = Some(trunk.codec);
         c.client_choice = Some(choice);
@@ -258,8 +300,9 @@ impl Calls {
         self.feed_client(key);
     }
 
-    /// Sends the INVITE to the first remaining trunk of the route.
-    fn send_invite(&mut self, key: &CallKey) -> Result<(), Reason> {
+    /// Sends the INVITE to the first remaining trunk of the route and starts the wait
+    /// for its answer (`calls.outbound_ring_timeout`).
+    fn send_invite(&mut self, now: Instant, key: &CallKey) -> Result<(), Reason> {
         let (Some(c), Some(b)) = (self.out_calls.get_mut(key), &self.backend) else {
             return Err(Reason::new(ReasonCondition::GeneralError));
         };
@@ -282,7 +325,8 @@ impl Calls {
                 c.span.record("sip", id.as_str());
                 tracing::info!(%trunk, sip_call_id = %id, "INVITE sent");
                 c.trunk_offer = Some(offer);
-                c.invite_sent_at = Some(Instant::now());
+                c.invite_sent_at = Some(now);
+                c.ring_deadline = Some(now + self.outbound_ring_timeout);
                 self.by_sip.insert(id.as_str().to_owned(), key.clone());
                 c.sip = Some(id);
                 c.sip_ended = false;
@@ -342,7 +386,7 @@ impl Calls {
                 }
                 c.media = Some(handle);
                 c.local_desc = Some(local);
-                if let Err(reason) = self.send_invite(key) {
+                if let Err(reason) = self.send_invite(now, key) {
                     self.end_call(now, key, reason, HungUpBy::Gateway);
                 }
             }
@@ -376,6 +420,23 @@ impl Calls {
             }
             CallMediaEvent::DtlsConnected { profile } => {
                 tracing::info!(?profile, "dtls connected");
+            }
+            CallMediaEvent::IceRestarted { ice } => {
+                let (Some(offer), Some(local)) = (&c.client_offer, &c.local_desc) else {
+                    return;
+                };
+                let transport = restart_transport(local, &ice, Some(offer.answer_setup));
+                let content = offer.content_name.clone();
+                if let Some(s) = self.sessions.get_mut(key) {
+                    match s.send_transport_info(now, &content, transport) {
+                        Ok(()) => tracing::info!("ice restart: our new credentials sent"),
+                        Err(e) => tracing::warn!(error = %e, "ice restart: cannot answer"),
+                    }
+                }
+            }
+            CallMediaEvent::IceRestartFailed { error } => {
+                let reason = Reason::with_text(ReasonCondition::FailedTransport, error);
+                self.end_call(now, key, reason, HungUpBy::Gateway);
             }
             CallMediaEvent::MediaFlowing { leg } => {
                 if c.first_media_at.is_none() {
@@ -443,14 +504,9 @@ impl Calls {
                     }
                 }
             }
-            sip::Event::EarlyMedia { call, .. } => {
-                // Early media is not played to the client (policy: ringing only).
+            sip::Event::EarlyMedia { call, remote } => {
                 if let Some(key) = self.by_sip.get(call.as_str()).cloned() {
-                    if let Some(s) = self.sessions.get_mut(&key) {
-                        if s.state() == State::Pending {
-                            let _ = s.ringing(now);
-                        }
-                    }
+                    self.on_early_media(now, &key, remote);
                 }
             }
             sip::Event::Answered {
@@ -465,6 +521,7 @@ impl Calls {
                     return;
                 };
                 c.answered_at = Some(now);
+                c.ring_deadline = None;
                 if let Some(m) = &c.media {
                     if remote.port != 0 && !remote.address.is_unspecified() {
                         let _ = m.set_trunk_remote(std::net::SocketAddr::new(
@@ -479,14 +536,19 @@ impl Calls {
                         codec = ?negotiated.codec,
                         invite_to_answer_ms = c
                             .invite_sent_at
-                            .map(|t| t.elapsed().as_millis() as u64),
+                            .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                        early_media = c.early_media,
                         "SIP 200"
                     );
                 }
                 if c.end_reason.is_some() {
                     return;
                 }
-                c.pending_answer = Some((remote, negotiated));
+                if c.early_media && c.pending_answer.is_none() {
+                    // Accepted at the 183: the media already flows, the 200 continues it.
+                    return;
+                }
+                c.pending_answer = Some(remote);
                 self.complete_answer(now, &key);
             }
             sip::Event::Ended { call, reason } => {
@@ -511,10 +573,11 @@ impl Calls {
                 if failover
                     && c.end_reason.is_none()
                     && c.answered_at.is_none()
+                    && !c.early_media
                     && c.trunks.len() > 1
                 {
                     c.trunks.remove(0);
-                    if self.send_invite(&key).is_ok() {
+                    if self.send_invite(now, &key).is_ok() {
                         self.flush_sessions(now);
                         return;
                     }
@@ -608,8 +671,41 @@ impl Calls {
                     }
                 }
             }
-            Event::IceRestart { .. } => {
-                tracing::info!(sid = %key.1, "ice restart by the client is not supported yet");
+            Event::IceRestart { transport, .. } => {
+                // Acknowledged by the session (a simultaneous restart of ours would have
+                // been refused with <tie-break/> there). Restart our agent; our new
+                // credentials go back as `CallMediaEvent::IceRestarted`.
+                let Some(c) = self.out_calls.get_mut(key) else {
+                    return;
+                };
+                let _e = c.span.enter();
+                let (Some(ufrag), Some(pwd)) =
+                    (transport.ufrag.as_deref(), transport.pwd.as_deref())
+                else {
+                    return;
+                };
+                let cands = outbound::ice_candidates(&transport);
+                match (&c.media, c.client_fed) {
+                    (Some(m), true) => {
+                        tracing::info!(candidates = cands.len(), "ice restart by the client");
+                        let _ = m.remote_ice_restart(ufrag, pwd);
+                        for cand in cands {
+                            let _ = m.remote_candidate(cand);
+                        }
+                    }
+                    _ => {
+                        // Before our answer: the agent has no client credentials yet;
+                        // the new ones replace the offer's.
+                        tracing::info!("ice restart by the client before the answer");
+                        if let Some(o) = c.client_offer.as_mut() {
+                            o.ice = ice::Credentials {
+                                ufrag: ufrag.to_owned(),
+                                pwd: pwd.to_owned(),
+                            };
+                        }
+                        c.pending_candidates.extend(cands);
+                    }
+                }
             }
             Event::Ended { reason, cause } => {
                 let by = match cause {

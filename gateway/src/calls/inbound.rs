@@ -5,6 +5,14 @@
 //! `<retract/>`; `<reject/>` gives 603 (or 486 for busy), no answer within
 //! `calls.ring_timeout` gives 480. SIP 200 goes to the trunk only once ICE and DTLS
 //! succeeded with the client, so the caller never talks into dead air.
+//!
+//! A user none of whose online resources supports JMI (their caps are tracked in
+//! [`super::presence`]) gets `session-initiate` straight to the most available resource
+//! that supports Jingle RTP audio, as cheogram-sip does (E.3): the ring timeout still
+//! applies until its `session-accept`, and a `session-terminate` before it maps to the
+//! SIP status of [`bridge::reasons::sip_action_for_terminate`] (`<busy/>` 486,
+//! `<decline/>` 603, …). Without any presence known, JMI to the bare JID stays (a
+//! client with offline push still rings).
 
 use std::time::Instant;
 
@@ -15,6 +23,7 @@ use xmpp::jmi::{JingleMessage, JmiAction};
 use xmpp::session::{EndCause, Event, JingleSession, State};
 
 use super::outbound::{CallInput, CallKey, HungUpBy};
+use super::presence::RingTarget;
 use super::Calls;
 use crate::bridge::{self, ClientAnswer, INBOUND_CONTENT_NAME};
 use crate::media_driver::{CallMediaEvent, CallMediaHandle, LocalDescription};
@@ -38,8 +47,14 @@ pub(super) struct InCall {
     sip_answer: Option<sip::sdp::LocalMedia>,
     /// The trunk leg's codec, once the trunk's offer is answered.
     trunk_codec: Option<media::codec::Codec>,
-    /// The device that proceeded, once one did.
+    /// The device that proceeded (or got a direct `session-initiate`), once one did.
     device: Option<String>,
+    /// `session-initiate` went to `device` without JMI: it rings until it accepts.
+    direct: bool,
+    /// The device accepted the session (`session-accept`).
+    client_accepted: bool,
+    /// Our DTLS role on the client leg, from its answer (for ICE-restart answers).
+    local_setup: Option<media::dtls::Setup>,
     ring_deadline: Instant,
     answered: bool,
     ended: bool,
@@ -60,6 +75,11 @@ pub(super) struct InCall {
 }
 
 impl InCall {
+    /// Whether the call still waits for the user to answer (the ring timeout runs).
+    fn ringing(&self) -> bool {
+        !self.ended && (self.device.is_none() || (self.direct && !self.client_accepted))
+    }
+
     /// The one-line summary of a finished inbound call (issue 6, "Lifecycle"): the
     /// same fields as an outbound call's; packet counts are 0 when no media ran.
     fn summary(
@@ -141,15 +161,27 @@ impl Calls {
         let Some(offer) = offer else {
             return refuse(488);
         };
-        let Ok(slot) = self.slots.try_acquire(&user) else {
-            return refuse(503);
+        let slot = match self.slots.try_acquire(&user) {
+            Ok(slot) => slot,
+            Err(limit) => {
+                // 503 with Retry-After (`Denied::sip_rejection`): the trunk may retry
+                // or route elsewhere, and does not take the number for broken.
+                let r = crate::routing::Denied::from(limit).sip_rejection();
+                let retry = r.retry_after.map(|d| d.as_secs().to_string());
+                let headers: Vec<(&str, &str)> =
+                    retry.iter().map(|v| ("Retry-After", v.as_str())).collect();
+                tracing::info!(status = r.status, %limit, retry_after = ?retry, "inbound call refused");
+                let _ = b.ua.reject_with(&call, r.status, &headers);
+                return;
+            }
         };
         let sid = format!("in-{}", rand::random::<u64>());
         let local = self.local_jid(caller.as_str());
-        let caller = caller.as_str().to_owned();
+        let caller = self.redactor.show(caller.as_str());
         let span = tracing::info_span!("call", sid = %sid, sip = %call.as_str());
         {
             let _e = span.enter();
+            let did = self.redactor.show(did.as_str());
             tracing::info!(%caller, %did, %user, "inbound call");
         }
         b.spawn_media_role(
@@ -172,6 +204,9 @@ impl Calls {
                 sip_answer: None,
                 trunk_codec: None,
                 device: None,
+                direct: false,
+                client_accepted: false,
+                local_setup: None,
                 ring_deadline: now + self.proposal_timeout,
                 answered: false,
                 ended: false,
@@ -231,11 +266,28 @@ impl Calls {
                 let _ = handle.set_trunk_media(trunk);
                 c.sip_answer = Some(sip_answer);
                 c.local_desc = Some(local);
-                let propose = JingleMessage::propose_audio(sid.to_owned());
-                self.transmits
-                    .push_back(propose.to_message(&c.local, &c.user.to_string()));
-                let _e = c.span.enter();
-                tracing::info!(to = %c.user, "propose sent");
+                let target = if self.direct_initiate {
+                    self.presences.ring_target(&c.user)
+                } else {
+                    RingTarget::Jmi
+                };
+                match target {
+                    RingTarget::Direct(device) => {
+                        {
+                            let _e = c.span.enter();
+                            tracing::info!(%device, "no JMI-capable resource: direct session-initiate");
+                        }
+                        c.direct = true;
+                        self.initiate_inbound(now, sid, &device);
+                    }
+                    RingTarget::Jmi => {
+                        let propose = JingleMessage::propose_audio(sid.to_owned());
+                        self.transmits
+                            .push_back(propose.to_message(&c.local, &c.user.to_string()));
+                        let _e = c.span.enter();
+                        tracing::info!(to = %c.user, "propose sent");
+                    }
+                }
             }
             Err(e) => {
                 if !c.sip_ended {
@@ -243,6 +295,57 @@ impl Calls {
                     let _ = b.ua.reject(&c.sip, e.sip_status());
                 }
                 self.end_inbound(now, sid, e.jingle_reason(), HungUpBy::Gateway);
+            }
+        }
+    }
+
+    /// Sends our offer (`session-initiate`, `actpass`, E.3 step 3) to `device`: the one
+    /// that proceeded, or the one chosen for a direct initiate.
+    fn initiate_inbound(&mut self, now: Instant, sid: &str, device: &str) {
+        let passthrough = self
+            .backend
+            .as_ref()
+            .is_some_and(|b| b.policy.prefer_g711_passthrough);
+        let Some(c) = self.in_calls.get_mut(sid) else {
+            return;
+        };
+        let Some(local_desc) = &c.local_desc else {
+            return;
+        };
+        c.device = Some(device.to_owned());
+        let first = if passthrough {
+            c.trunk_codec
+        } else {
+            Some(media::codec::Codec::Opus)
+        };
+        let content = bridge::inbound_offer_content(local_desc, INBOUND_CONTENT_NAME, first);
+        let group = Group::bundle(vec![INBOUND_CONTENT_NAME.to_owned()]);
+        match JingleSession::initiator(
+            now,
+            &self.session_config,
+            &c.local,
+            device,
+            sid,
+            vec![content],
+            Some(group),
+        ) {
+            Ok(s) => {
+                {
+                    let _e = c.span.enter();
+                    tracing::info!(%device, direct = c.direct, "session-initiate");
+                }
+                let key = (device.to_owned(), sid.to_owned());
+                self.sessions.insert(key.clone(), s);
+                self.drain_key(now, &key);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot initiate");
+                self.end_inbound(
+                    now,
+                    sid,
+                    Reason::new(ReasonCondition::FailedApplication),
+                    HungUpBy::Gateway,
+                );
             }
         }
     }
@@ -255,48 +358,8 @@ impl Calls {
         };
         match &jm.action {
             JmiAction::Proceed if c.device.is_none() => {
-                let Some(local_desc) = &c.local_desc else {
-                    return;
-                };
-                c.device = Some(peer.to_owned());
-                let passthrough = self
-                    .backend
-                    .as_ref()
-                    .is_some_and(|b| b.policy.prefer_g711_passthrough);
-                let first = if passthrough {
-                    c.trunk_codec
-                } else {
-                    Some(media::codec::Codec::Opus)
-                };
-                let content =
-                    bridge::inbound_offer_content(local_desc, INBOUND_CONTENT_NAME, first);
-                let group = Group::bundle(vec![INBOUND_CONTENT_NAME.to_owned()]);
-                match JingleSession::initiator(
-                    now,
-                    &self.session_config,
-                    &c.local,
-                    peer,
-                    &sid,
-                    vec![content],
-                    Some(group),
-                ) {
-                    Ok(s) => {
-                        {
-                            let _e = c.span.enter();
-                            tracing::info!(device = %peer, "proceed: session-initiate");
-                        }
-                        self.sessions.insert((peer.to_owned(), sid.clone()), s);
-                        self.drain_key(now, &(peer.to_owned(), sid));
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot initiate");
-                        self.end_inbound(
-                            now,
-                            &sid,
-                            Reason::new(ReasonCondition::FailedApplication),
-                            HungUpBy::Gateway,
-                        );
-                    }
+                if c.local_desc.is_some() {
+                    self.initiate_inbound(now, &sid, peer);
                 }
             }
             JmiAction::Proceed => {
@@ -362,10 +425,32 @@ impl Calls {
                             }
                         }
                         c.client_codec = Some(answer.media.codec);
+                        c.client_accepted = true;
+                        c.local_setup = answer.media.dtls.as_ref().map(|d| d.local_setup);
                         let _e = c.span.enter();
                         tracing::info!(codec = answer.media.codec.name(), "client accepted");
                     }
                     Err(e) => self.end_inbound(now, &sid, e.jingle_reason(), HungUpBy::Gateway),
+                }
+            }
+            Event::IceRestart { transport, .. } => {
+                // The device restarted ICE (E.8): restart our agent; the new credentials
+                // go back on `CallMediaEvent::IceRestarted`.
+                let Some(c) = self.in_calls.get(&sid) else {
+                    return;
+                };
+                let (Some(m), Some(ufrag), Some(pwd)) = (
+                    c.media.as_ref(),
+                    transport.ufrag.as_deref(),
+                    transport.pwd.as_deref(),
+                ) else {
+                    return;
+                };
+                let _e = c.span.enter();
+                tracing::info!("ice restart by the client");
+                let _ = m.remote_ice_restart(ufrag, pwd);
+                for cand in super::outbound::ice_candidates(&transport) {
+                    let _ = m.remote_candidate(cand);
                 }
             }
             Event::TransportInfo { transport, .. } => {
@@ -377,6 +462,24 @@ impl Calls {
             }
             Event::Ended { reason, cause } => {
                 tracing::info!(%sid, reason = reason.condition.as_str(), ?cause, "session ended");
+                // Not answered yet (a direct initiate declined, or the device gave up):
+                // the user's reason picks the final status (E.6).
+                if let (Some(c), Some(b)) = (self.in_calls.get_mut(&sid), &self.backend) {
+                    if !c.answered && !c.sip_ended {
+                        if let bridge::reasons::SipAction::Reject { status } =
+                            bridge::reasons::sip_action_for_terminate(
+                                Some(&reason),
+                                false,
+                                bridge::reasons::CallDirection::Inbound,
+                            )
+                        {
+                            c.sip_ended = true;
+                            let _ = b.ua.reject(&c.sip, status);
+                            let _e = c.span.enter();
+                            tracing::info!(%status, "ended before the answer");
+                        }
+                    }
+                }
                 self.end_inbound(now, &sid, reason, hung_up_by_for(&cause));
             }
             other => tracing::debug!(%sid, event = ?other, "session event"),
@@ -431,6 +534,28 @@ impl Calls {
                 tracing::info!(%pair, remote = %remote.addr, "ice selected a pair");
                 c.pair = Some(pair);
             }
+            CallMediaEvent::IceRestarted { ice } => {
+                let (Some(local), Some(device)) = (&c.local_desc, &c.device) else {
+                    return;
+                };
+                let transport = super::bridged::restart_transport(local, &ice, c.local_setup);
+                let key = (device.clone(), sid.to_owned());
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    match s.send_transport_info(now, INBOUND_CONTENT_NAME, transport) {
+                        Ok(()) => tracing::info!("ice restart: our new credentials sent"),
+                        Err(e) => tracing::warn!(error = %e, "ice restart: cannot answer"),
+                    }
+                }
+            }
+            CallMediaEvent::IceRestartFailed { error } => {
+                drop(_e);
+                self.end_inbound(
+                    now,
+                    sid,
+                    Reason::with_text(ReasonCondition::FailedTransport, error),
+                    HungUpBy::Gateway,
+                );
+            }
             CallMediaEvent::Stopped { client, trunk } => {
                 drop(_e);
                 if let Some(c) = self.in_calls.remove(sid) {
@@ -465,7 +590,7 @@ impl Calls {
         let due: Vec<String> = self
             .in_calls
             .iter()
-            .filter(|(_, c)| !c.ended && c.device.is_none() && c.ring_deadline <= now)
+            .filter(|(_, c)| c.ringing() && c.ring_deadline <= now)
             .map(|(k, _)| k.clone())
             .collect();
         for sid in due {
@@ -475,12 +600,17 @@ impl Calls {
                     let _ = b.ua.reject(&c.sip, 480);
                 }
             }
+            let device = self.in_calls.get(&sid).and_then(|c| c.device.clone());
             self.end_inbound(
                 now,
                 &sid,
                 Reason::new(ReasonCondition::Timeout),
                 HungUpBy::Gateway,
             );
+            // A direct initiate still ringing: its session-terminate goes out now.
+            if let Some(device) = device {
+                self.drain_key(now, &(device, sid));
+            }
         }
     }
 
@@ -488,7 +618,7 @@ impl Calls {
     pub(super) fn inbound_deadline(&self) -> Option<Instant> {
         self.in_calls
             .values()
-            .filter(|c| !c.ended && c.device.is_none())
+            .filter(|c| c.ringing())
             .map(|c| c.ring_deadline)
             .min()
     }
@@ -558,3 +688,6 @@ impl Calls {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

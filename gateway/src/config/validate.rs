@@ -22,6 +22,10 @@ pub(super) fn validate(config: &Config) -> Vec<(KeyPath, String)> {
     let calls = &config.calls;
     v.nonzero(u64::from(calls.max_calls), &["calls", "max_calls"]);
     v.positive(calls.ring_timeout, &["calls", "ring_timeout"]);
+    v.positive(
+        calls.outbound_ring_timeout,
+        &["calls", "outbound_ring_timeout"],
+    );
     sip(config, &mut v);
     routing(config, &mut v);
     media(config, &mut v);

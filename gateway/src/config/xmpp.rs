@@ -125,14 +125,45 @@ pub struct Log {
     /// environment variable, then `-v`/`-q` on the command line, take precedence.
     #[serde(default = "default_level")]
     pub level: String,
+    /// Whether phone numbers (the number called, the caller's number, DIDs) are
+    /// redacted in the call layer's log lines and call summaries: each prints as `pii:`
+    /// and 8 hex digits of a keyed hash, the same for one number during one run of the
+    /// gateway, so the lines of one call still correlate while the number stays out of
+    /// the logs (STYLE.md R10; GDPR art. 5(1)(c), data minimisation). The key is drawn
+    /// at start, so a hash cannot be looked up in a table of numbers, nor matched across
+    /// restarts. Call ids, Jingle sids and SIP Call-IDs are not personal data and stay
+    /// in clear. The SIP crate's own lines follow its `redact-pii` build feature. Bool;
+    /// default `true`.
+    #[serde(default = "default_true")]
+    pub redact_numbers: bool,
+}
+
+impl Log {
+    /// The `tracing` filter directives for a subscriber logging at `level` (`log.level`,
+    /// or the level `-v`/`-q` chose): `level` itself, and with `redact_numbers` also
+    /// `rsipstack=warn` unless `level` names `rsipstack`, because the SIP stack logs
+    /// every SIP message it sends or receives (numbers and URIs included) at `info`.
+    /// `level` is not changed by loading: a subscriber applies this when it is built.
+    pub fn directives(&self, level: &str) -> String {
+        if self.redact_numbers && !level.contains("rsipstack") {
+            format!("{level},rsipstack=warn")
+        } else {
+            level.to_owned()
+        }
+    }
 }
 
 impl Default for Log {
     fn default() -> Self {
         Self {
             level: default_level(),
+            redact_numbers: true,
         }
     }
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_level() -> String {
@@ -143,22 +174,47 @@ fn default_level() -> String {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calls {
-    /// Most calls in progress at once; one more is refused (SIP 503 with `Retry-After`,
-    /// Jingle `<busy/>`). Count; default 100.
+    /// Most calls in progress at once; one more is refused (SIP 503 with
+    /// `Retry-After: 30`, Jingle `<busy/>`). Count; default 100.
     #[serde(default = "default_max_calls")]
     pub max_calls: u32,
     /// Most calls in progress at once for one user (the caller of an outbound call, the
     /// called user of an inbound one); one more is refused like a full gateway (SIP 503,
     /// Jingle `<busy/>`), so one user, or one stolen account, cannot take every line of
-    /// `max_calls` (issue 6, per-user and global limits). `0` means no per-user limit.
+    /// `max_calls` (issue 6, per-user and global limits); an inbound call gets SIP 503
+    /// with `Retry-After: 30` (seconds, [RFC 3261 §20.33](https://www.rfc-editor.org/rfc/rfc3261#section-20.33)).
+    /// `0` means no per-user limit.
     /// Count; default 4 (a few devices or a transfer in progress). Read it with
     /// [`Calls::max_per_user`].
     #[serde(default = "default_max_calls_per_user")]
     pub max_calls_per_user: u32,
-    /// How long a call may ring before the gateway gives up: SIP CANCEL or 480 and a
-    /// Jingle `<timeout/>` (INTEROP.md E.6). Duration; default 45 s.
+    /// How long an inbound call may ring the user's devices before the gateway gives
+    /// up: SIP 480 to the trunk and a JMI `<retract/>` with `<timeout/>` (INTEROP.md
+    /// E.6). Also how long a proceeded JMI proposal waits for the caller's
+    /// `session-initiate`. Duration; default 45 s.
     #[serde(default = "default_ring_timeout", with = "humantime_serde")]
     pub ring_timeout: Duration,
+    /// How long an outbound call may wait for the trunk's answer after our INVITE
+    /// (ringing or not) before the gateway gives up: SIP CANCEL to the trunk and a Jingle
+    /// `session-terminate` with `<timeout/>` to the caller (INTEROP.md E.6, "no answer
+    /// (gateway timer)"). It restarts with the INVITE to each trunk of a failover. A
+    /// carrier often ends an unanswered call itself (408 or 480, after 60 to 180 s);
+    /// this bounds the wait whatever the carrier does. Default 60 s: longer than the
+    /// 20 to 30 s after which a phone's voicemail usually answers, so voicemail stays
+    /// reachable. Duration.
+    #[serde(default = "default_outbound_ring_timeout", with = "humantime_serde")]
+    pub outbound_ring_timeout: Duration,
+    /// On an inbound call to a user none of whose online resources advertises JMI
+    /// (their caps are learnt from presence), send `session-initiate` straight to the
+    /// most available resource that supports Jingle RTP audio, as cheogram-sip does
+    /// (INTEROP.md E.3); `false` always rings with a JMI `<propose/>` to the bare JID.
+    /// Default true.
+    #[serde(default = "default_direct_initiate")]
+    pub direct_initiate: bool,
+    /// When the caller's Jingle session is accepted on an outbound call (INTEROP.md
+    /// E.2, "Early media trade-off"): see [`EarlyMedia`]. Default `ringback`.
+    #[serde(default)]
+    pub early_media: EarlyMedia,
     /// On shutdown, how long to wait for calls to end (after sending SIP BYE and Jingle
     /// `session-terminate`) before exiting anyway. Duration; default 10 s.
     #[serde(default = "default_drain_timeout", with = "humantime_serde")]
@@ -186,9 +242,35 @@ impl Default for Calls {
             max_calls: default_max_calls(),
             max_calls_per_user: default_max_calls_per_user(),
             ring_timeout: default_ring_timeout(),
+            outbound_ring_timeout: default_outbound_ring_timeout(),
+            direct_initiate: default_direct_initiate(),
+            early_media: EarlyMedia::default(),
             drain_timeout: default_drain_timeout(),
         }
     }
+}
+
+/// `calls.early_media`: what a trunk's early media (a 183 Session Progress with SDP,
+/// [RFC 3960](https://www.rfc-editor.org/rfc/rfc3960)) does to an outbound call's
+/// Jingle session (INTEROP.md E.2, "Early media trade-off").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EarlyMedia {
+    /// `"ringback"` (the default, what JMP does): the Jingle session is accepted only
+    /// at SIP 200; 180 and 183 give a session-info `<ringing/>` and the client plays
+    /// its own ringback. Carrier announcements and ringback tones sent as early media
+    /// are not heard; a failure after them still reaches the client as the mapped
+    /// reason with a `<text>` naming the SIP status (`486 Busy Here`).
+    #[default]
+    Ringback,
+    /// `"accept"`: the Jingle session is accepted at the first 183 with SDP, so ICE,
+    /// DTLS and media start then and the caller hears the carrier's announcements
+    /// ("the number you have dialled…") and ringback. The price: clients such as
+    /// Conversations show the call as connected, with a running timer, while it
+    /// still rings. A later 4xx/5xx/6xx ends the session with the mapped reason and
+    /// a `<text>` with the SIP status (no failover to another trunk then); the 200
+    /// continues the media already flowing.
+    Accept,
 }
 
 fn default_max_calls() -> u32 {
@@ -197,8 +279,15 @@ fn default_max_calls() -> u32 {
 fn default_max_calls_per_user() -> u32 {
     4
 }
+fn default_direct_initiate() -> bool {
+    true
+}
+
 fn default_ring_timeout() -> Duration {
     Duration::from_secs(45)
+}
+fn default_outbound_ring_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 fn default_drain_timeout() -> Duration {
     Duration::from_secs(10)

@@ -649,6 +649,21 @@ impl State {
                 let creds = self.agent.restart(now);
                 let _ = reply.send(creds);
             }
+            Command::RemoteIceRestart { ufrag, pwd } => {
+                match self.agent.set_remote_credentials(now, &ufrag, &pwd) {
+                    Ok(()) => {
+                        let ice = self.agent.restart(now);
+                        tracing::info!(ufrag = %ice.ufrag, "ice restarted by the client");
+                        self.events.push(CallMediaEvent::IceRestarted { ice });
+                    }
+                    Err(e) => {
+                        tracing::warn!(%e, "ice restart refused");
+                        self.events.push(CallMediaEvent::IceRestartFailed {
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
             Command::SetClientMedia(m) => {
                 if self.session_started() {
                     tracing::warn!("client media changed after the session started: ignored");

@@ -164,6 +164,53 @@ impl std::fmt::Debug for UserAgent {
     }
 }
 
+/// Header fields [`UserAgent::reject_with`] refuses: the user agent writes them.
+const OWN_HEADERS: &[&str] = &[
+    "via",
+    "v",
+    "from",
+    "f",
+    "to",
+    "t",
+    "call-id",
+    "i",
+    "cseq",
+    "contact",
+    "m",
+    "content-length",
+    "l",
+    "content-type",
+    "c",
+];
+
+/// Checks the extra header fields of [`UserAgent::reject_with`].
+fn check_extra_headers(headers: &[(&str, &str)]) -> Result<(), Error> {
+    // RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+    let is_token = |n: &str| {
+        !n.is_empty()
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    };
+    for (name, value) in headers {
+        if !is_token(name) {
+            return Err(Error::ApiMisuse(
+                "reject_with(): a header name is not a token",
+            ));
+        }
+        if OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(Error::ApiMisuse(
+                "reject_with(): the user agent writes this header itself",
+            ));
+        }
+        if value.contains(['\r', '\n']) {
+            return Err(Error::ApiMisuse(
+                "reject_with(): a header value holds a line break",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -383,9 +430,31 @@ impl UserAgent {
     /// [`Error::ApiMisuse`] when the call is unknown, outbound or answered, or
     /// `status` is not 300–699.
     pub fn reject(&self, call: &CallId, status: u16) -> Result<(), Error> {
+        self.reject_with(call, status, &[])
+    }
+
+    /// Like [`UserAgent::reject`], with extra header fields in the final
+    /// response, each a `(name, value)` pair: `Retry-After` with a 503 or 486
+    /// ([RFC 3261 §20.33](https://www.rfc-editor.org/rfc/rfc3261#section-20.33)),
+    /// `Warning`, `Reason`.
+    ///
+    /// # Errors
+    ///
+    /// As [`UserAgent::reject`], and [`Error::ApiMisuse`] when a name is not a
+    /// token ([RFC 3261 §25.1](https://www.rfc-editor.org/rfc/rfc3261#section-25.1)),
+    /// names a header the user agent writes itself (`Via`, `From`, `To`,
+    /// `Call-ID`, `CSeq`, `Contact`, `Content-Length`, `Content-Type`), or a
+    /// value holds a line break. Nothing is sent then.
+    pub fn reject_with(
+        &self,
+        call: &CallId,
+        status: u16,
+        headers: &[(&str, &str)],
+    ) -> Result<(), Error> {
         if !(300..=699).contains(&status) {
             return Err(Error::ApiMisuse("reject() takes a status of 300-699"));
         }
+        check_extra_headers(headers)?;
         let inner = &self.inner;
         let mut calls = lock(&inner.calls);
         let Some(c) = calls.get(&call.0).filter(|c| !c.outbound && !c.answered) else {
@@ -398,7 +467,13 @@ impl UserAgent {
         };
         calls.remove(&call.0);
         drop(calls);
-        let resp = inner.response(&req, status, None, false);
+        let mut resp = inner.response(&req, status, None, false);
+        for (name, value) in headers {
+            resp.headers.push(rsipstack::sip::Header::Other(
+                (*name).into(),
+                (*value).into(),
+            ));
+        }
         tx.send(TransactionEvent::Respond(resp))
             .map_err(|_| Error::Transport("transaction gone".into()))?;
         inner.emit(Event::Ended {
@@ -903,3 +978,6 @@ impl Inner {
         }
     }
 }
+
+#[cfg(test)]
+mod reject_tests;

@@ -111,9 +111,15 @@ fn probe_and_directed_presence_get_available_presence_with_caps() {
         (Some(NR), Some(UB), None)
     );
     assert!(p.has_child("c", caps::NS_CAPS));
-    let p = only_send(&c.handle_stanza(st(&format!("<presence from='{U}' to='{N}'/>")))).clone();
+    let out = c.handle_stanza(st(&format!("<presence from='{U}' to='{N}'/>")));
+    let p = sends(&out)[0].clone();
     assert_eq!((p.attr("from"), p.attr("to")), (Some(NR), Some(U)));
     assert!(p.has_child("c", caps::NS_CAPS));
+    // The call layer learns the resource.
+    assert!(
+        matches!(&out[..], [Action::Send(_), Action::Presence(i)] if i.number == "+15551234567" && i.from.as_str() == U),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -131,8 +137,21 @@ fn unsubscriptions_and_other_presence_types() {
         let out = c.handle_stanza(st(&format!(
             "<presence type='{kind}' from='{U}' to='{N}'/>"
         )));
-        assert!(out.is_empty(), "{kind}: {out:?}");
+        // No answer; unavailability goes to the call layer.
+        assert!(sends(&out).is_empty(), "{kind}: {out:?}");
+        let to_calls = matches!(&out[..], [Action::Presence(_)]);
+        assert_eq!(
+            to_calls,
+            matches!(kind, "unavailable" | "error"),
+            "{kind}: {out:?}"
+        );
     }
+    // Available presence to the domain (a user registered with the gateway).
+    let out = c.handle_stanza(st(&format!("<presence from='{U}' to='gw.example.com'/>")));
+    assert!(
+        matches!(&out[..], [Action::Presence(i)] if i.number.is_empty()),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -351,11 +370,14 @@ fn unhandled_iqs_are_service_unavailable() {
 fn iq_results_and_errors_are_never_answered() {
     let c = component();
     for kind in ["result", "error"] {
-        assert!(c
-            .handle_stanza(st(&format!(
-                "<iq type='{kind}' id='unknown' from='{U}' to='gw.example.com'/>"
-            )))
-            .is_empty());
+        // To the domain: handed to the call layer (answers to its caps queries).
+        let out = c.handle_stanza(st(&format!(
+            "<iq type='{kind}' id='unknown' from='{U}' to='gw.example.com'/>"
+        )));
+        assert!(
+            matches!(&out[..], [Action::IqResponse(i)] if i.number.is_empty()),
+            "{out:?}"
+        );
         assert!(c
             .handle_stanza(st(&format!(
                 "<iq type='{kind}' id='x' from='{U}' to='alice@gw.example.com'/>"
