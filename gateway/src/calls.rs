@@ -152,6 +152,8 @@ impl Calls {
         let mut media_config = media::Config::default();
         media_config
             .no_media_timeout(m.no_media_timeout)
+            .reorder_max_delay(m.jitter_buffer_max)
+            .reorder_min_delay(m.jitter_buffer_min)
             .allow_unencrypted_client(m.allow_unencrypted_client_media);
         let trunk_ip = m
             .bind_addresses

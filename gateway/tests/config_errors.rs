@@ -533,3 +533,23 @@ fn redact_numbers_defaults_to_true_and_quiets_the_sip_stack() {
     let p = problems(&with("log", "redact_numbers = \"no\""));
     assert_eq!(keys(&p), ["log.redact_numbers"], "{p}");
 }
+
+#[test]
+fn jitter_buffer_bounds_default_to_20_60_ms_and_are_checked() {
+    let config = parse(VALID);
+    assert_eq!(config.media.jitter_buffer_max.as_millis(), 60);
+    assert_eq!(config.media.jitter_buffer_min.as_millis(), 20);
+    let config = parse(&with(
+        "media",
+        "jitter_buffer_max = \"120ms\"\njitter_buffer_min = \"40ms\"",
+    ));
+    assert_eq!(config.media.jitter_buffer_max.as_millis(), 120);
+    assert_eq!(config.media.jitter_buffer_min.as_millis(), 40);
+    let p = problems(&with("media", "jitter_buffer_max = \"500ms\""));
+    assert_eq!(keys(&p), ["media.jitter_buffer_max"], "{p}");
+    assert!(p.problems[0].message.contains("200ms"), "{p}");
+    let p = problems(&with("media", "jitter_buffer_min = \"80ms\""));
+    assert_eq!(keys(&p), ["media.jitter_buffer_min"], "{p}");
+    let p = problems(&with("media", "jitter_buffer_min = \"0s\""));
+    assert_eq!(keys(&p), ["media.jitter_buffer_min"], "{p}");
+}

@@ -48,6 +48,17 @@ pub struct Media {
     /// [RFC 7675 §5.1](https://www.rfc-editor.org/rfc/rfc7675#section-5.1).
     #[serde(default = "default_no_media_timeout", with = "humantime_serde")]
     pub no_media_timeout: Duration,
+    /// Upper bound of the adaptive reorder/jitter buffer on the transcoding path (a
+    /// passthrough call has none): a packet behind a gap waits at most this long for the
+    /// missing one before the gap is concealed (Opus FEC/PLC). Duration; default 60 ms;
+    /// 20 ms ≤ value ≤ 200 ms. Larger rides out worse mobile jitter at the price of
+    /// mouth-to-ear delay after a reordering.
+    #[serde(default = "default_jitter_buffer_max", with = "humantime_serde")]
+    pub jitter_buffer_max: Duration,
+    /// Lower bound of the same buffer's target delay, to which it shrinks on a clean path.
+    /// Duration; default 20 ms (one packet); at most `jitter_buffer_max`.
+    #[serde(default = "default_jitter_buffer_min", with = "humantime_serde")]
+    pub jitter_buffer_min: Duration,
 }
 
 impl Media {
@@ -72,6 +83,8 @@ impl Default for Media {
             allow_unencrypted_client_media: false,
             prefer_g711_passthrough: true,
             no_media_timeout: default_no_media_timeout(),
+            jitter_buffer_max: default_jitter_buffer_max(),
+            jitter_buffer_min: default_jitter_buffer_min(),
         }
     }
 }
@@ -90,4 +103,10 @@ fn default_port_max() -> u16 {
 }
 fn default_no_media_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_jitter_buffer_max() -> Duration {
+    Duration::from_millis(60)
+}
+fn default_jitter_buffer_min() -> Duration {
+    Duration::from_millis(20)
 }

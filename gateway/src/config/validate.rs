@@ -343,4 +343,20 @@ fn media(config: &Config, v: &mut Checker) {
         }
     }
     v.positive(m.no_media_timeout, &["media", "no_media_timeout"]);
+    let (lo, hi) = (Duration::from_millis(20), Duration::from_millis(200));
+    if !(lo..=hi).contains(&m.jitter_buffer_max) {
+        v.push(
+            path(&["media", "jitter_buffer_max"]),
+            format!("{:?} is outside 20ms..=200ms", m.jitter_buffer_max),
+        );
+    }
+    if m.jitter_buffer_min.is_zero() || m.jitter_buffer_min > m.jitter_buffer_max {
+        v.push(
+            path(&["media", "jitter_buffer_min"]),
+            format!(
+                "{:?} must be above 0 and at most jitter_buffer_max ({:?})",
+                m.jitter_buffer_min, m.jitter_buffer_max
+            ),
+        );
+    }
 }
