@@ -150,4 +150,32 @@ mod tests {
             ([1, 0x8a, 0x32, 0x82], 2 * 0xffff, 3)
         );
     }
+    /// The packets of Debian sip-tester's `dtmf_2833_0.pcap` then `dtmf_2833_1.pcap` as
+    /// SIPp replays them (events only, no audio): durations +320 per packet, the end
+    /// three times, and "1" starting 4352 ticks *before* "0" in RTP time. Each event
+    /// gets its marker and three end packets; the repeated ends are dropped.
+    #[test]
+    fn events_only_stream_with_backward_timestamp() {
+        let mut r = EventRelay::new(8000, 48000);
+        let mut sent = Vec::new();
+        for (ts, key) in [(17632u32, 0u8), (13280, 1)] {
+            for k in 0..10u16 {
+                let end = k >= 7;
+                let d = (320 * k.min(7)).to_be_bytes();
+                let flags = if end { 0x80 | 10 } else { 10 };
+                if let Some(out) = r.relay(ts, &[key, flags, d[0], d[1]]) {
+                    sent.push((ts, out));
+                }
+            }
+        }
+        assert_eq!(sent.len(), 16, "8 relayed packets per event: {sent:?}");
+        for (i, (ts, out)) in sent.iter().enumerate() {
+            let first = i % 8 == 0;
+            assert_eq!(out.marker, first, "packet {i} at {ts}");
+            assert_eq!(out.copies, if i % 8 == 7 { 3 } else { 1 }, "packet {i}");
+            assert_eq!(out.ts_offset, 0);
+            let d = u16::from_be_bytes([out.payload[2], out.payload[3]]);
+            assert_eq!(u32::from(d), 320 * 6 * (i as u32 % 8), "packet {i}");
+        }
+    }
 }
