@@ -508,4 +508,6 @@ impl Calls {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

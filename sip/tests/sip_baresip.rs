@@ -106,11 +106,7 @@ async fn baresip_answers_and_hears_our_rtp() {
             },
         )
         .unwrap();
-    let (remote, negotiated) = match wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Answered { .. } | Event::Ended { .. })
-    })
-    .await
-    {
+    let (remote, negotiated) = match wait_answered_or_ended(&mut events).await {
         Event::Answered {
             remote, negotiated, ..
         } => (remote, negotiated),
@@ -134,10 +130,7 @@ async fn baresip_answers_and_hears_our_rtp() {
         rtp.send_to(&pkt, dest).await.unwrap();
     }
     ua.hangup(&call).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
+    wait_ended(&mut events).await;
     // baresip writes the recording when the call ends; give it a moment.
     let mut dec = None;
     for _ in 0..50 {
@@ -206,11 +199,7 @@ async fn baresip_calls_in_and_we_hang_up() {
         }
     }
     ua.hangup(&call).unwrap();
-    match wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await
-    {
+    match wait_ended(&mut events).await {
         Event::Ended { reason, .. } => assert_eq!(reason, sip::EndReason::LocalHangup),
         _ => unreachable!(),
     }

@@ -7,31 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use sip::sdp::{Codec, LocalMedia};
-use sip::{EndReason, Event, OutboundCall, UserAgent};
-
-fn sipp_args(scenario: &str, port: u16, media_port: u16, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "-sf".into(),
-        peers_dir().join(scenario).display().to_string(),
-        "-i".into(),
-        "127.0.0.1".into(),
-        "-p".into(),
-        port.to_string(),
-        "-mi".into(),
-        "127.0.0.1".into(),
-        "-mp".into(),
-        media_port.to_string(),
-        "-m".into(),
-        "1".into(),
-        "-timeout".into(),
-        "30s".into(),
-        "-timeout_error".into(),
-        "-nostdin".into(),
-        "-trace_err".into(),
-    ];
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
-}
+use sip::{CallId, EndReason, Event, OutboundCall, UserAgent};
 
 /// A SIPp UAS answers with 180, 183 with SDP and early-media RTP, then 200:
 /// we see Ringing, EarlyMedia (and its RTP arrives on our port), Answered with
@@ -41,11 +17,12 @@ async fn sipp_uas_early_media_then_answer() {
     let scratch = Scratch::new("uas");
     let sipp_port = free_udp_port();
     let sipp_media = free_udp_port();
-    let mut sipp = Peer::spawn(
+    let mut sipp = Peer::sipp(
         "sipp-uas",
-        "sipp",
-        &sipp_args("uas_early_media.xml", sipp_port, sipp_media, &[]),
-        &scratch.0,
+        &scratch,
+        "uas_early_media.xml",
+        (sipp_port, sipp_media),
+        &[],
     );
     let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let rtp_port = rtp.local_addr().unwrap().port();
@@ -99,19 +76,8 @@ async fn sipp_uas_early_media_then_answer() {
     assert!(from.ip().is_loopback());
     eprintln!("outbound INVITE -> Ringing event: {ringing:?}");
     ua.hangup(&call).unwrap();
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
-    assert!(matches!(
-        ended,
-        Event::Ended {
-            reason: EndReason::LocalHangup,
-            ..
-        }
-    ));
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    expect_ended(&mut events, EndReason::LocalHangup).await;
+    sipp.expect_success(Duration::from_secs(15)).await;
     ua.shutdown();
 }
 
@@ -126,16 +92,12 @@ async fn sipp_uac_carrier_calls_in_hold_resume_bye() {
     let sipp_media = free_udp_port();
     let (ua, mut events) = UserAgent::start(loopback_config(sipp_port)).await.unwrap();
     let target = ua.local_addr().to_string();
-    let mut sipp = Peer::spawn(
+    let mut sipp = Peer::sipp(
         "sipp-uac",
-        "sipp",
-        &sipp_args(
-            "uac_carrier.xml",
-            sipp_port,
-            sipp_media,
-            &["-s", "+15551234567", &target],
-        ),
-        &scratch.0,
+        &scratch,
+        "uac_carrier.xml",
+        (sipp_port, sipp_media),
+        &["-s", "+15551234567", &target],
     );
     let (call, offer) = match next_event(&mut events, Duration::from_secs(10)).await {
         Event::Incoming {
@@ -172,22 +134,8 @@ async fn sipp_uac_carrier_calls_in_hold_resume_bye() {
         Event::MediaUpdate { remote, .. } => assert!(!remote.is_hold()),
         other => panic!("expected resume, got {other:?}"),
     }
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            ended,
-            Event::Ended {
-                reason: EndReason::RemoteHangup,
-                ..
-            }
-        ),
-        "{ended:?}"
-    );
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    expect_ended(&mut events, EndReason::RemoteHangup).await;
+    sipp.expect_success(Duration::from_secs(15)).await;
     ua.shutdown();
 }
 
@@ -195,12 +143,7 @@ async fn run_uas_scenario(scenario: &str) -> (Peer, u16, Scratch) {
     let scratch = Scratch::new(scenario.trim_end_matches(".xml"));
     let sipp_port = free_udp_port();
     let sipp_media = free_udp_port();
-    let sipp = Peer::spawn(
-        "sipp-uas",
-        "sipp",
-        &sipp_args(scenario, sipp_port, sipp_media, &[]),
-        &scratch.0,
-    );
+    let sipp = Peer::sipp("sipp-uas", &scratch, scenario, (sipp_port, sipp_media), &[]);
     wait_udp_bound(sipp_port).await;
     (sipp, sipp_port, scratch)
 }
@@ -217,22 +160,50 @@ fn call_to(number: &str) -> OutboundCall {
     }
 }
 
-/// CANCEL before the answer: SIPp answers 200 to the CANCEL and 487 to the
-/// INVITE and requires our ACK of the 487.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sipp_cancel_before_answer() {
-    let (mut sipp, port, _scratch) = run_uas_scenario("uas_cancel.xml").await;
+/// Calls `number` over the `peer` trunk and waits (at most 10 s) until it is
+/// answered; panics with `far_end`'s log when it ends first.
+async fn call_answered(
+    ua: &UserAgent,
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
+    number: &str,
+    far_end: &Peer,
+) -> CallId {
+    let call = ua.call("peer", call_to(number)).unwrap();
+    let answered = wait_answered_or_ended(events).await;
+    assert!(
+        matches!(answered, Event::Answered { .. }),
+        "{answered:?}\n{}",
+        far_end.log_text()
+    );
+    call
+}
+
+/// A SIPp UAS runs `scenario`; we call `number`, it answers, we hang up after
+/// `talk`; the call ends and SIPp's scenario passes.
+async fn answered_then_hung_up(scenario: &str, number: &str, talk: Duration) {
+    let (mut sipp, port, _scratch) = run_uas_scenario(scenario).await;
     let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
-    let call = ua.call("peer", call_to("+15550000001")).unwrap();
+    let call = call_answered(&ua, &mut events, number, &sipp).await;
+    tokio::time::sleep(talk).await;
+    ua.hangup(&call).unwrap();
+    wait_ended(&mut events).await;
+    sipp.expect_success(Duration::from_secs(15)).await;
+    ua.shutdown();
+}
+
+/// A SIPp UAS runs `scenario`; we call `number` and hang up at its 180; the first
+/// event for which `until` holds (within 10 s) must be the end of the call by our
+/// hangup, and SIPp's scenario must pass.
+async fn hung_up_while_ringing(scenario: &str, number: &str, until: fn(&Event) -> bool) {
+    let (mut sipp, port, _scratch) = run_uas_scenario(scenario).await;
+    let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
+    let call = ua.call("peer", call_to(number)).unwrap();
     wait_for(&mut events, Duration::from_secs(10), |e| {
         matches!(e, Event::Ringing { .. })
     })
     .await;
     ua.hangup(&call).unwrap();
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
+    let ended = wait_for(&mut events, Duration::from_secs(10), until).await;
     assert!(
         matches!(
             ended,
@@ -243,40 +214,28 @@ async fn sipp_cancel_before_answer() {
         ),
         "{ended:?}"
     );
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    sipp.expect_success(Duration::from_secs(15)).await;
     ua.shutdown();
+}
+
+/// CANCEL before the answer: SIPp answers 200 to the CANCEL and 487 to the
+/// INVITE and requires our ACK of the 487.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_cancel_before_answer() {
+    hung_up_while_ringing("uas_cancel.xml", "+15550000001", |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await;
 }
 
 /// The CANCEL/200 race: the 200 crosses our CANCEL; we ACK it, then send BYE
 /// (SIPp exits 0 only after both), and report a local hangup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_cancel_200_race_acks_then_byes() {
-    let (mut sipp, port, _scratch) = run_uas_scenario("uas_cancel_200_race.xml").await;
-    let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
-    let call = ua.call("peer", call_to("+15550000002")).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ringing { .. })
-    })
-    .await;
-    ua.hangup(&call).unwrap();
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
+    hung_up_while_ringing("uas_cancel_200_race.xml", "+15550000002", |e| {
         matches!(e, Event::Ended { .. } | Event::Answered { .. })
     })
     .await;
-    assert!(
-        matches!(
-            ended,
-            Event::Ended {
-                reason: EndReason::LocalHangup,
-                ..
-            }
-        ),
-        "{ended:?}"
-    );
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
-    ua.shutdown();
 }
 
 struct Kamailio {
@@ -299,29 +258,7 @@ async fn start_kamailio_on(
         .replace("@KAM_PORT@", &port.to_string())
         .replace("@UAS_PORT@", &uas_port.to_string())
         .replace("@PASSWORD@", password);
-    let cfg_path = scratch.0.join("kamailio.cfg");
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let run_dir = scratch.0.join("run");
-    std::fs::create_dir_all(&run_dir).unwrap();
-    let peer = Peer::spawn(
-        "kamailio",
-        "timeout",
-        &[
-            "60".into(),
-            "kamailio".into(),
-            "-f".into(),
-            cfg_path.display().to_string(),
-            "-DD".into(),
-            "-E".into(),
-            "-n".into(),
-            "1".into(),
-            "-Y".into(),
-            run_dir.display().to_string(),
-            "-P".into(),
-            scratch.0.join("kamailio.pid").display().to_string(),
-        ],
-        &scratch.0,
-    );
+    let peer = Peer::kamailio(scratch, &cfg);
     wait_udp_bound(port).await;
     Kamailio { peer, port }
 }
@@ -350,10 +287,7 @@ async fn kamailio_sha256_register_and_invite() {
     let (ua, mut events) = UserAgent::start(kamailio_trunk_config(kam.port, "s3cret"))
         .await
         .unwrap();
-    let reg = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Registration { .. })
-    })
-    .await;
+    let reg = wait_registration(&mut events).await;
     match reg {
         Event::Registration {
             state: sip::RegistrationState::Registered { expires },
@@ -361,23 +295,10 @@ async fn kamailio_sha256_register_and_invite() {
         } => assert!(expires.as_secs() > 0),
         other => panic!("registration failed: {other:?}\n{}", kam.peer.log_text()),
     }
-    let call = ua.call("peer", call_to("+15550000003")).unwrap();
-    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Answered { .. } | Event::Ended { .. })
-    })
-    .await;
-    assert!(
-        matches!(answered, Event::Answered { .. }),
-        "{answered:?}\n{}",
-        kam.peer.log_text()
-    );
+    let call = call_answered(&ua, &mut events, "+15550000003", &kam.peer).await;
     ua.hangup(&call).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    wait_ended(&mut events).await;
+    sipp.expect_success(Duration::from_secs(15)).await;
     let log = kam.peer.log_text();
     assert!(
         log.contains("REGISTER from"),
@@ -406,10 +327,7 @@ async fn kamailio_wrong_password_fails_fast() {
     let (ua, mut events) = UserAgent::start(kamailio_trunk_config(kam.port, "wrong"))
         .await
         .unwrap();
-    let reg = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Registration { .. })
-    })
-    .await;
+    let reg = wait_registration(&mut events).await;
     match reg {
         Event::Registration {
             state: sip::RegistrationState::Failed { reason, .. },
@@ -422,10 +340,7 @@ async fn kamailio_wrong_password_fails_fast() {
     }
     assert!(started.elapsed() < Duration::from_secs(3));
     let call = ua.call("peer", call_to("+15550000004")).unwrap();
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
+    let ended = wait_ended(&mut events).await;
     match ended {
         Event::Ended {
             call: c,
@@ -451,24 +366,13 @@ async fn kamailio_wrong_password_fails_fast() {
 /// the tags and Request-URIs of both BYEs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_forked_200_first_wins_second_byed() {
-    let (mut sipp, port, _scratch) = run_uas_scenario("uas_forked_200.xml").await;
-    let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
-    let call = ua.call("peer", call_to("+15550000005")).unwrap();
-    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Answered { .. } | Event::Ended { .. })
-    })
-    .await;
-    assert!(matches!(answered, Event::Answered { .. }), "{answered:?}");
     // Let the second dialog's BYE go out before ours.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    ua.hangup(&call).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
+    answered_then_hung_up(
+        "uas_forked_200.xml",
+        "+15550000005",
+        Duration::from_millis(300),
+    )
     .await;
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
-    ua.shutdown();
 }
 
 /// The trunk over TCP: SIPp as a TCP UAS (`-t t1`); INVITE, 180, 200, ACK and
@@ -478,11 +382,12 @@ async fn sipp_uas_over_tcp() {
     let scratch = Scratch::new("uas-tcp");
     let port = free_udp_port();
     let media = free_udp_port();
-    let mut sipp = Peer::spawn(
+    let mut sipp = Peer::sipp(
         "sipp-uas",
-        "sipp",
-        &sipp_args("uas_answer.xml", port, media, &["-t", "t1"]),
-        &scratch.0,
+        &scratch,
+        "uas_answer.xml",
+        (port, media),
+        &["-t", "t1"],
     );
     // Wait for SIPp's TCP listener.
     let mut ready = false;
@@ -503,30 +408,10 @@ async fn sipp_uas_over_tcp() {
         .unwrap()
         .transport(sip::Transport::Tcp);
     let (ua, mut events) = UserAgent::start(config).await.unwrap();
-    let call = ua.call("peer", call_to("+15550000006")).unwrap();
-    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Answered { .. } | Event::Ended { .. })
-    })
-    .await;
-    assert!(
-        matches!(answered, Event::Answered { .. }),
-        "{answered:?}\n{}",
-        sipp.log_text()
-    );
+    let call = call_answered(&ua, &mut events, "+15550000006", &sipp).await;
     ua.hangup(&call).unwrap();
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
-    assert!(matches!(
-        ended,
-        Event::Ended {
-            reason: EndReason::LocalHangup,
-            ..
-        }
-    ));
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    expect_ended(&mut events, EndReason::LocalHangup).await;
+    sipp.expect_success(Duration::from_secs(15)).await;
     ua.shutdown();
 }
 
@@ -550,16 +435,12 @@ async fn held_and_resumed_by_us(scenario: &str, by_update: bool) {
     let sipp_media = free_udp_port();
     let (ua, mut events) = UserAgent::start(loopback_config(sipp_port)).await.unwrap();
     let target = ua.local_addr().to_string();
-    let mut sipp = Peer::spawn(
+    let mut sipp = Peer::sipp(
         "sipp-uac",
-        "sipp",
-        &sipp_args(
-            scenario,
-            sipp_port,
-            sipp_media,
-            &["-s", "+15551234567", &target],
-        ),
-        &scratch.0,
+        &scratch,
+        scenario,
+        (sipp_port, sipp_media),
+        &["-s", "+15551234567", &target],
     );
     let call = match next_event(&mut events, Duration::from_secs(10)).await {
         Event::Incoming { call, .. } => call,
@@ -584,22 +465,8 @@ async fn held_and_resumed_by_us(scenario: &str, by_update: bool) {
     media.direction = sip::sdp::Direction::SendRecv;
     let resumed = offer(media).await.unwrap();
     assert_eq!(resumed.direction, sip::sdp::Direction::SendRecv);
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            ended,
-            Event::Ended {
-                reason: EndReason::RemoteHangup,
-                ..
-            }
-        ),
-        "{ended:?}"
-    );
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    expect_ended(&mut events, EndReason::RemoteHangup).await;
+    sipp.expect_success(Duration::from_secs(15)).await;
     ua.shutdown();
 }
 
@@ -610,48 +477,22 @@ async fn sipp_302_redirect_followed() {
     let (mut uas, uas_port, scratch) = run_uas_scenario("uas_answer.xml").await;
     let redirect_port = free_udp_port();
     let target = format!("sip:+15550000007@127.0.0.1:{uas_port}");
-    let mut redirect = Peer::spawn(
+    let mut redirect = Peer::sipp(
         "sipp-redirect",
-        "sipp",
-        &sipp_args(
-            "uas_redirect.xml",
-            redirect_port,
-            free_udp_port(),
-            &["-key", "target", &target],
-        ),
-        &scratch.0,
+        &scratch,
+        "uas_redirect.xml",
+        (redirect_port, free_udp_port()),
+        &["-key", "target", &target],
     );
     wait_udp_bound(redirect_port).await;
     let (ua, mut events) = UserAgent::start(loopback_config(redirect_port))
         .await
         .unwrap();
-    let call = ua.call("peer", call_to("+15550000007")).unwrap();
-    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Answered { .. } | Event::Ended { .. })
-    })
-    .await;
-    assert!(
-        matches!(answered, Event::Answered { .. }),
-        "{answered:?}\n{}",
-        redirect.log_text()
-    );
+    let call = call_answered(&ua, &mut events, "+15550000007", &redirect).await;
     ua.hangup(&call).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
-    assert_eq!(
-        redirect.wait(Duration::from_secs(10)).await,
-        Some(0),
-        "redirect sipp failed:\n{}",
-        redirect.log_text()
-    );
-    assert_eq!(
-        uas.wait(Duration::from_secs(10)).await,
-        Some(0),
-        "uas sipp failed:\n{}",
-        uas.log_text()
-    );
+    wait_ended(&mut events).await;
+    redirect.expect_success(Duration::from_secs(10)).await;
+    uas.expect_success(Duration::from_secs(10)).await;
     ua.shutdown();
 }
 
@@ -660,24 +501,13 @@ async fn sipp_302_redirect_followed() {
 /// interval (SIPp's receive has a 1.9 s timeout), then our BYE.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_session_timer_we_refresh() {
-    let (mut sipp, port, _scratch) = run_uas_scenario("uas_session_timer.xml").await;
-    let (ua, mut events) = UserAgent::start(loopback_config(port)).await.unwrap();
-    let call = ua.call("peer", call_to("+15550000008")).unwrap();
-    let answered = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Answered { .. } | Event::Ended { .. })
-    })
-    .await;
-    assert!(matches!(answered, Event::Answered { .. }), "{answered:?}");
     // The refresh is due after 1 s (half the interval).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    ua.hangup(&call).unwrap();
-    wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
+    answered_then_hung_up(
+        "uas_session_timer.xml",
+        "+15550000008",
+        Duration::from_millis(1500),
+    )
     .await;
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
-    ua.shutdown();
 }
 
 /// Registration robustness against Kamailio: with 4 s granted, the refresh
@@ -699,11 +529,7 @@ async fn kamailio_register_refresh_backoff_and_recovery() {
     let (ua, mut events) = UserAgent::start(config).await.unwrap();
     let mut registered_at = Vec::new();
     while registered_at.len() < 3 {
-        match wait_for(&mut events, Duration::from_secs(10), |e| {
-            matches!(e, Event::Registration { .. })
-        })
-        .await
-        {
+        match wait_registration(&mut events).await {
             Event::Registration {
                 state: sip::RegistrationState::Registered { expires },
                 ..
@@ -732,11 +558,7 @@ async fn kamailio_register_refresh_backoff_and_recovery() {
     let lost = Instant::now();
     let mut retries = Vec::new();
     while retries.len() < 2 {
-        match wait_for(&mut events, Duration::from_secs(10), |e| {
-            matches!(e, Event::Registration { .. })
-        })
-        .await
-        {
+        match wait_registration(&mut events).await {
             Event::Registration {
                 state: sip::RegistrationState::Failed { reason, retry_in },
                 ..
@@ -755,11 +577,7 @@ async fn kamailio_register_refresh_backoff_and_recovery() {
     // The registrar comes back on the same port: we register again.
     let back = start_kamailio_on(&scratch, port, 9, "s3cret").await;
     let restarted = Instant::now();
-    match wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Registration { .. })
-    })
-    .await
-    {
+    match wait_registration(&mut events).await {
         Event::Registration {
             state: sip::RegistrationState::Registered { .. },
             ..

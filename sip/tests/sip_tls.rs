@@ -141,29 +141,7 @@ async fn start_kamailio_tls_on(scratch: &Scratch, port: u16, udp_port: u16) -> (
         .replace("@KAM_PORT@", &port.to_string())
         .replace("@UDP_PORT@", &udp_port.to_string())
         .replace("@DIR@", &dir);
-    let cfg_path = scratch.0.join("kamailio.cfg");
-    std::fs::write(&cfg_path, cfg).unwrap();
-    let run_dir = scratch.0.join("run");
-    std::fs::create_dir_all(&run_dir).unwrap();
-    let peer = Peer::spawn(
-        "kamailio",
-        "timeout",
-        &[
-            "60".into(),
-            "kamailio".into(),
-            "-f".into(),
-            cfg_path.display().to_string(),
-            "-DD".into(),
-            "-E".into(),
-            "-n".into(),
-            "1".into(),
-            "-Y".into(),
-            run_dir.display().to_string(),
-            "-P".into(),
-            scratch.0.join("kamailio.pid").display().to_string(),
-        ],
-        &scratch.0,
-    );
+    let peer = Peer::kamailio(scratch, &cfg);
     for _ in 0..500 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             wait_udp_bound(udp_port).await;
@@ -191,24 +169,25 @@ fn tls_config(port: u16, roots: &Path) -> sip::Config {
 async fn first_registration(
     events: &mut tokio::sync::mpsc::UnboundedReceiver<Event>,
 ) -> RegistrationState {
-    match wait_for(events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Registration { .. })
-    })
-    .await
-    {
+    match wait_registration(events).await {
         Event::Registration { state, .. } => state,
         _ => unreachable!(),
     }
 }
 
-/// REGISTER and INVITE over TLS to Kamailio: the certificate of our CA for
-/// `localhost` verifies (SNI `localhost`), Kamailio sees both requests
-/// arrive over TLS, and its 486 ends the call with that status.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kamailio_tls_register_and_invite() {
-    let scratch = Scratch::new("tls-ok");
+/// Kamailio for TLS with a `localhost` certificate of `trusted-ca` (both made in
+/// `scratch`), and our user agent, trusting that CA, registered to it over TLS.
+/// Returns Kamailio, its UDP port, the user agent and its events.
+async fn registered_over_tls(
+    scratch: &Scratch,
+) -> (
+    Peer,
+    u16,
+    UserAgent,
+    tokio::sync::mpsc::UnboundedReceiver<Event>,
+) {
     make_leaf(&scratch.0, "trusted-ca", "localhost");
-    let (kam, port, _) = start_kamailio_tls(&scratch).await;
+    let (kam, port, kam_udp) = start_kamailio_tls(scratch).await;
     let (ua, mut events) = UserAgent::start(tls_config(port, &scratch.0.join("trusted-ca.pem")))
         .await
         .unwrap();
@@ -218,6 +197,16 @@ async fn kamailio_tls_register_and_invite() {
         "{state:?}\n{}",
         kam.log_text()
     );
+    (kam, kam_udp, ua, events)
+}
+
+/// REGISTER and INVITE over TLS to Kamailio: the certificate of our CA for
+/// `localhost` verifies (SNI `localhost`), Kamailio sees both requests
+/// arrive over TLS, and its 486 ends the call with that status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kamailio_tls_register_and_invite() {
+    let scratch = Scratch::new("tls-ok");
+    let (kam, _, ua, mut events) = registered_over_tls(&scratch).await;
     ua.call(
         "peer",
         OutboundCall {
@@ -227,10 +216,7 @@ async fn kamailio_tls_register_and_invite() {
         },
     )
     .unwrap();
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
+    let ended = wait_ended(&mut events).await;
     assert!(
         matches!(
             &ended,
@@ -309,44 +295,17 @@ async fn kamailio_tls_wrong_name_fails() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kamailio_tls_inbound_call_over_our_connection() {
     let scratch = Scratch::new("tls-inbound");
-    make_leaf(&scratch.0, "trusted-ca", "localhost");
-    let (kam, port, kam_udp) = start_kamailio_tls(&scratch).await;
-    let (ua, mut events) = UserAgent::start(tls_config(port, &scratch.0.join("trusted-ca.pem")))
-        .await
-        .unwrap();
-    let state = first_registration(&mut events).await;
-    assert!(
-        matches!(state, RegistrationState::Registered { .. }),
-        "{state:?}\n{}",
-        kam.log_text()
-    );
+    let (kam, kam_udp, ua, mut events) = registered_over_tls(&scratch).await;
     let sipp_port = free_udp_port();
     let sipp_media = free_udp_port();
-    let args: Vec<String> = [
-        "-sf",
-        &peers_dir().join("uac_carrier.xml").display().to_string(),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &sipp_port.to_string(),
-        "-mi",
-        "127.0.0.1",
-        "-mp",
-        &sipp_media.to_string(),
-        "-m",
-        "1",
-        "-timeout",
-        "30s",
-        "-timeout_error",
-        "-nostdin",
-        "-s",
-        "gw",
-        &format!("127.0.0.1:{kam_udp}"),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut sipp = Peer::spawn("sipp-uac", "sipp", &args, &scratch.0);
+    let kam_addr = format!("127.0.0.1:{kam_udp}");
+    let mut sipp = Peer::sipp(
+        "sipp-uac",
+        &scratch,
+        "uac_carrier.xml",
+        (sipp_port, sipp_media),
+        &["-s", "gw", &kam_addr],
+    );
     let call = match wait_for(&mut events, Duration::from_secs(10), |e| {
         matches!(e, Event::Incoming { .. } | Event::Ended { .. })
     })
@@ -378,22 +337,8 @@ async fn kamailio_tls_inbound_call_over_our_connection() {
             kam.log_text()
         );
     }
-    let ended = wait_for(&mut events, Duration::from_secs(10), |e| {
-        matches!(e, Event::Ended { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            ended,
-            Event::Ended {
-                reason: EndReason::RemoteHangup,
-                ..
-            }
-        ),
-        "{ended:?}"
-    );
-    let code = sipp.wait(Duration::from_secs(15)).await;
-    assert_eq!(code, Some(0), "sipp failed:\n{}", sipp.log_text());
+    expect_ended(&mut events, EndReason::RemoteHangup).await;
+    sipp.expect_success(Duration::from_secs(15)).await;
     let log = kam.log_text();
     assert!(log.contains("INVITE relayed to sip:gw@"), "{log}");
     assert!(log.contains("transport=tls"), "{log}");

@@ -258,18 +258,7 @@ async fn inbound_answer_then_bye_both_ways() {
     assert!(bye.starts_with("BYE sip:raw@"), "{bye}");
     assert!(bye.contains("Call-ID: talk2"), "{bye}");
     // Answer it: copy Via/From/To/Call-ID/CSeq.
-    let mut resp = String::from("SIP/2.0 200 OK\r\n");
-    for l in bye.lines() {
-        let lower = l.to_ascii_lowercase();
-        if ["via:", "from:", "to:", "call-id:", "cseq:"]
-            .iter()
-            .any(|h| lower.starts_with(h))
-        {
-            resp.push_str(l);
-            resp.push_str("\r\n");
-        }
-    }
-    resp.push_str("Content-Length: 0\r\n\r\n");
+    let resp = ok_response(&bye);
     raw.sock.send_to(resp.as_bytes(), from).await.unwrap();
     match next_event(&mut events, Duration::from_secs(5)).await {
         Event::Ended { reason, .. } => assert_eq!(reason, EndReason::LocalHangup),
@@ -474,18 +463,7 @@ async fn options_ping_marks_trunk_up_then_down() {
         .unwrap();
     let ping = String::from_utf8_lossy(&buf[..n]).to_string();
     assert!(ping.starts_with("OPTIONS sip:127.0.0.1:"), "{ping}");
-    let mut resp = String::from("SIP/2.0 200 OK\r\n");
-    for l in ping.lines() {
-        let lower = l.to_ascii_lowercase();
-        if ["via:", "from:", "to:", "call-id:", "cseq:"]
-            .iter()
-            .any(|h| lower.starts_with(h))
-        {
-            resp.push_str(l);
-            resp.push_str("\r\n");
-        }
-    }
-    resp.push_str("Content-Length: 0\r\n\r\n");
+    let resp = ok_response(&ping);
     trunk.send_to(resp.as_bytes(), from).await.unwrap();
     let up = next_event(&mut events, Duration::from_secs(2)).await;
     assert!(matches!(up, Event::TrunkStatus { up: true, .. }), "{up:?}");

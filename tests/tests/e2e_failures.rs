@@ -2,8 +2,8 @@
 //! INTEROP.md E.6): the real `jingle-sip-gateway` on a real Prosody, the libwebrtc
 //! client behaving like Conversations, and SIPp (scenarios in `tests/peers/sip/`) or
 //! baresip as the trunk. Every case checks that BOTH legs end with the mapped reason
-//! within [`BOTH_LEGS`] of the event that ends the call, measured on the test's clock
-//! by polling the client's events and SIPp's message log every [`POLL`]:
+//! within [`BOTH_LEGS`](e2e_support::BOTH_LEGS) of the event that ends the call, measured on the test's clock
+//! by polling the client's events and SIPp's message log every [`POLL`](e2e_support::POLL):
 //!
 //! - callee busy (486) → `<busy/>`;
 //! - the caller hangs up while the trunk rings → CANCEL, 487, ACK;
@@ -25,203 +25,24 @@ mod e2e_support;
 
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use serde_json::Value;
-use testbed::ports::free_port;
-use testbed::webrtc::{Event, OnPropose};
-use testbed::{
-    Gateway, GatewayConfig, Namespace, Prosody, Scratch, Sipp, WebrtcClient, WebrtcConfig,
+use e2e_support::{
+    after, check_legs, loopback_scratch, outbound_to_sipp, sipp_passed, wait_accepted, wait_event,
+    wait_terminated, SippBed, POLL, WAIT,
 };
-
-/// The number called out (the `+` route of `deploy/testbed.toml`).
-const NUMBER: &str = "+15551230000";
-/// alice's DID (`deploy/testbed.toml`).
-const DID: &str = "+15551230001";
-/// Both legs must have ended within this long of the triggering event (issue 6).
-const BOTH_LEGS: Duration = Duration::from_secs(2);
-/// How often the client's events and SIPp's message log are polled.
-const POLL: Duration = Duration::from_millis(10);
-/// Every setup wait.
-const WAIT: Duration = Duration::from_secs(20);
-
-// ------------------------------------------------------------------ test bed
-
-/// Prosody with alice, a gateway configured by `configure`.
-struct Bed {
-    // Field order is drop order.
-    gateway: Gateway,
-    prosody: Prosody,
-    scratch: Scratch,
-}
-
-impl Bed {
-    fn start(scratch: Scratch, configure: impl FnOnce(&mut GatewayConfig)) -> Self {
-        let mut prosody = Prosody::start_default(&scratch).expect("prosody starts");
-        prosody.register("alice", "alice-pw").expect("register");
-        let mut config = GatewayConfig {
-            time_limit: Duration::from_secs(120),
-            ..GatewayConfig::default()
-        };
-        config
-            .set(
-                "routing.allowed_callers",
-                format!("[\"{}\"]", prosody.jid("alice")),
-            )
-            .set("routing.routes.0.trunks", "[\"local\"]");
-        configure(&mut config);
-        let mut gateway = Gateway::start(&scratch, &prosody, &config).expect("gateway starts");
-        prosody
-            .wait_component_authenticated(0, WAIT)
-            .expect("the gateway joins Prosody");
-        gateway
-            .wait_for_log("sip user agent running", WAIT)
-            .expect("the gateway's SIP side starts");
-        Self {
-            gateway,
-            prosody,
-            scratch,
-        }
-    }
-
-    /// alice's client (Conversations-like: renomination), reacting to proposes with
-    /// `on_propose` (a reject carries `<decline/>`).
-    fn alice(&self, on_propose: OnPropose) -> WebrtcClient {
-        self.alice_rejecting_with(on_propose, "decline")
-    }
-
-    /// As [`Bed::alice`], a reject carrying the Jingle reason `reject_reason`.
-    fn alice_rejecting_with(&self, on_propose: OnPropose, reject_reason: &str) -> WebrtcClient {
-        let mut config = WebrtcConfig::new(self.prosody.jid("alice"), "alice-pw");
-        config.renomination = true;
-        config.on_propose = on_propose;
-        config.reject_reason = reject_reason.into();
-        config.time_limit = Duration::from_secs(90);
-        WebrtcClient::start(&self.scratch, &self.prosody, &config).expect("client logs in")
-    }
-
-    fn number(&self) -> String {
-        format!("{NUMBER}@{}", self.prosody.component_domain())
-    }
-
-    fn gateway_log(&mut self) -> String {
-        self.gateway.process().log_tail(60)
-    }
-
-    /// Waits for the gateway's `call summary` line and checks who hung up and why.
-    fn assert_summary(&mut self, hung_up_by: &str, reason: &str) {
-        let path = self.gateway.process().log_path().to_owned();
-        let deadline = Instant::now() + WAIT;
-        let line = loop {
-            let log = std::fs::read_to_string(&path).unwrap_or_default();
-            if let Some(l) = log.lines().find(|l| l.contains("call summary")) {
-                break l.to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no call summary\n{}",
-                self.gateway_log()
-            );
-            std::thread::sleep(POLL);
-        };
-        for (key, value) in [("hung_up_by", hung_up_by), ("reason", reason)] {
-            assert!(
-                line.contains(&format!("{key}=\"{value}\"")),
-                "{key}={value} in the summary: {line}"
-            );
-        }
-    }
-}
-
-/// A scratch directory, after checking that only loopback exists.
-fn scratch(name: &str) -> Scratch {
-    Namespace::require_loopback_only();
-    Scratch::new(name).expect("scratch")
-}
-
-/// Polls `client` until an event for which `pred` holds has arrived; the instant it
-/// was seen and the event.
-fn wait_event(
-    client: &mut WebrtcClient,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&Event) -> bool,
-) -> (Instant, Event) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        client.drain();
-        if let Some(e) = client.history().iter().find(|e| pred(e)) {
-            return (Instant::now(), e.clone());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: no {what} within {timeout:?}; recent events {:?}",
-            client.name(),
-            client
-                .history()
-                .iter()
-                .rev()
-                .take(10)
-                .map(|e| e.0.to_string())
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// The session `sid` ended (`terminated`); the instant seen and the reason condition.
-fn wait_terminated(client: &mut WebrtcClient, sid: &str, timeout: Duration) -> (Instant, String) {
-    let (at, e) = wait_event(client, "session terminated", timeout, |e| {
-        e.name() == "terminated" && e.str("sid") == Some(sid)
-    });
-    let condition = e
-        .get("reason")
-        .and_then(|r| r.get("condition"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    (at, condition)
-}
-
-/// `later - earlier`, zero when `later` was seen first (both polled).
-fn after(later: Instant, earlier: Instant) -> Duration {
-    later.saturating_duration_since(earlier)
-}
-
-/// Checks `legs` (name, time from the trigger) against [`BOTH_LEGS`] and prints them.
-fn check_legs(case: &str, legs: &[(&str, Duration)]) {
-    for (leg, d) in legs {
-        eprintln!("{case}: {leg} {} ms after the trigger", d.as_millis());
-        assert!(
-            *d <= BOTH_LEGS,
-            "{case}: {leg} took {d:?} (limit {BOTH_LEGS:?})"
-        );
-    }
-}
-
-/// A bed whose `local` trunk is a SIPp UAS running `scenario`; alice calls the number
-/// and the session is initiated. Returns the bed, the trunk, alice and the sid.
-fn outbound_to_sipp(name: &str, scenario: &str) -> (Bed, Sipp, WebrtcClient, String) {
-    let scratch = scratch(name);
-    let sipp = Sipp::uas(&scratch, scenario).expect("sipp starts");
-    let port = sipp.port();
-    let bed = Bed::start(scratch, |c| {
-        c.set("sip.trunks.0.port", port);
-    });
-    let mut alice = bed.alice(OnPropose::Answer);
-    let sid = alice.call(&bed.number(), true).expect("call placed");
-    (bed, sipp, alice, sid)
-}
+use nix::sys::signal::Signal;
+use testbed::ports::free_port;
+use testbed::webrtc::OnPropose;
+use testbed::Sipp;
 
 // ------------------------------------------------------------------ tests
 
 #[test]
 fn busy_486_ends_client_leg_with_busy() {
-    let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-busy", "uas_busy_486.xml");
+    let (mut bed, mut sipp, mut alice, sid, _) =
+        outbound_to_sipp("e2e-fail-busy", "uas_busy_486.xml", |_| {});
     let sent_486 = sipp.wait("SIP/2.0 486", WAIT).expect("sipp logged it");
-    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
-    assert_eq!(condition, "busy", "{}", bed.gateway_log());
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "486 ACKed"));
+    let ended = bed.assert_terminated(&mut alice, &sid, "busy");
+    sipp_passed(&mut sipp, "486 ACKed");
     bed.assert_summary("trunk", "busy");
     let acked = Instant::now();
     check_legs(
@@ -236,7 +57,8 @@ fn busy_486_ends_client_leg_with_busy() {
 
 #[test]
 fn caller_cancels_while_ringing_sends_cancel_and_completes_487() {
-    let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-cancel", "uas_cancel.xml");
+    let (mut bed, mut sipp, mut alice, sid, _) =
+        outbound_to_sipp("e2e-fail-cancel", "uas_cancel.xml", |_| {});
     sipp.wait("SIP/2.0 180", WAIT).expect("sipp logged it");
     // The client is told it rings before it hangs up, like a user would.
     wait_event(&mut alice, "session initiated", WAIT, |e| {
@@ -247,8 +69,7 @@ fn caller_cancels_while_ringing_sends_cancel_and_completes_487() {
     alice.hangup("cancel").expect("hangup");
     let cancel = sipp.wait("CANCEL sip:", WAIT).expect("sipp logged it");
     let sent_487 = sipp.wait("SIP/2.0 487", WAIT).expect("sipp logged it");
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "CANCEL, 200, 487, ACK"));
+    sipp_passed(&mut sipp, "CANCEL, 200, 487, ACK");
     let done = Instant::now();
     assert!(
         !sipp.saw("BYE sip:"),
@@ -268,16 +89,12 @@ fn caller_cancels_while_ringing_sends_cancel_and_completes_487() {
 
 #[test]
 fn callee_hangs_up_ends_client_leg_with_success() {
-    let (mut bed, mut sipp, mut alice, sid) =
-        outbound_to_sipp("e2e-fail-bye", "uas_answer_then_bye.xml");
-    wait_event(&mut alice, "accepted", WAIT, |e| {
-        e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
-    });
+    let (mut bed, mut sipp, mut alice, sid, _) =
+        outbound_to_sipp("e2e-fail-bye", "uas_answer_then_bye.xml", |_| {});
+    wait_accepted(&mut alice, &sid);
     let bye = sipp.wait("BYE sip:", WAIT).expect("sipp logged it");
-    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
-    assert_eq!(condition, "success", "{}", bed.gateway_log());
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "BYE answered 200"));
+    let ended = bed.assert_terminated(&mut alice, &sid, "success");
+    sipp_passed(&mut sipp, "BYE answered 200");
     let done = Instant::now();
     bed.assert_summary("trunk", "success");
     check_legs(
@@ -292,12 +109,11 @@ fn callee_hangs_up_ends_client_leg_with_success() {
 
 #[test]
 fn no_answer_480_ends_client_leg_with_timeout() {
-    let (mut bed, mut sipp, mut alice, sid) = outbound_to_sipp("e2e-fail-480", "uas_ring_480.xml");
+    let (mut bed, mut sipp, mut alice, sid, _) =
+        outbound_to_sipp("e2e-fail-480", "uas_ring_480.xml", |_| {});
     let sent_480 = sipp.wait("SIP/2.0 480", WAIT).expect("sipp logged it");
-    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
-    assert_eq!(condition, "timeout", "{}", bed.gateway_log());
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "480 ACKed"));
+    let ended = bed.assert_terminated(&mut alice, &sid, "timeout");
+    sipp_passed(&mut sipp, "480 ACKed");
     bed.assert_summary("trunk", "timeout");
     let acked = Instant::now();
     check_legs(
@@ -315,21 +131,14 @@ fn no_answer_480_ends_client_leg_with_timeout() {
 
 #[test]
 fn inbound_decline_gives_603_to_the_caller() {
-    let mut bed = Bed::start(scratch("e2e-fail-decline"), |_| {});
+    let mut bed = SippBed::start(loopback_scratch("e2e-fail-decline"), |_| {});
     let mut alice = bed.alice(OnPropose::Reject);
-    let mut sipp = Sipp::uac(
-        &bed.scratch,
-        "uac_declined_603.xml",
-        DID,
-        bed.gateway.sip_port(),
-    )
-    .expect("sipp starts");
+    let mut sipp = bed.sipp_caller("uac_declined_603.xml");
     let (rejected, _) = wait_event(&mut alice, "JMI reject sent", WAIT, |e| {
         e.name() == "jmi_sent" && e.str("action") == Some("reject")
     });
     let got_603 = sipp.wait("SIP/2.0 603", WAIT).expect("sipp logged it");
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "603 received and ACKed"));
+    sipp_passed(&mut sipp, "603 received and ACKed");
     let done = Instant::now();
     alice.drain();
     assert!(
@@ -349,11 +158,9 @@ fn inbound_decline_gives_603_to_the_caller() {
 
 #[test]
 fn sigterm_drains_an_established_call_on_both_legs_and_exits_0() {
-    let (mut bed, mut sipp, mut alice, sid) =
-        outbound_to_sipp("e2e-fail-drain", "uas_answer_wait_bye.xml");
-    wait_event(&mut alice, "accepted", WAIT, |e| {
-        e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
-    });
+    let (mut bed, mut sipp, mut alice, sid, _) =
+        outbound_to_sipp("e2e-fail-drain", "uas_answer_wait_bye.xml", |_| {});
+    wait_accepted(&mut alice, &sid);
     std::thread::sleep(Duration::from_millis(500));
     let signalled = Instant::now();
     bed.gateway
@@ -377,8 +184,7 @@ fn sigterm_drains_an_established_call_on_both_legs_and_exits_0() {
         "gateway exit {status}\n{}",
         bed.gateway_log()
     );
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "BYE answered 200"));
+    sipp_passed(&mut sipp, "BYE answered 200");
     bed.assert_summary("gateway", &condition);
     eprintln!("drain: client reason <{condition}/>");
     check_legs(
@@ -394,14 +200,14 @@ fn sigterm_drains_an_established_call_on_both_legs_and_exits_0() {
 
 #[test]
 fn failover_from_503_to_the_second_trunk_completes_the_call() {
-    let scratch = scratch("e2e-fail-failover");
+    let scratch = loopback_scratch("e2e-fail-failover");
     let mut first = Sipp::uas(&scratch, "uas_unavailable_503.xml").expect("sipp starts");
     let phone_dir = scratch.subdir("baresip").expect("subdir");
     let phone_port = free_port();
     let mut phone = e2e_support::baresip(&phone_dir, phone_port, Duration::from_secs(90), &[])
         .unwrap_or_else(|e| panic!("{e}"));
     let first_port = first.port();
-    let mut bed = Bed::start(scratch, |c| {
+    let mut bed = SippBed::start(scratch, |c| {
         // The second trunk of the testbed (`kamailio`) turned into a plain IP trunk
         // pointing at baresip.
         c.set("sip.trunks.0.port", first_port)
@@ -413,12 +219,8 @@ fn failover_from_503_to_the_second_trunk_completes_the_call() {
     let started = Instant::now();
     let sid = alice.call(&bed.number(), true).expect("call placed");
     let sent_503 = first.wait("SIP/2.0 503", WAIT).expect("sipp logged it");
-    let (accepted, _) = wait_event(&mut alice, "accepted", WAIT, |e| {
-        e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
-    });
-    first
-        .wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "503 ACKed"));
+    let accepted = wait_accepted(&mut alice, &sid);
+    sipp_passed(&mut first, "503 ACKed");
     let invites = first
         .log()
         .lines()
@@ -457,7 +259,7 @@ fn failover_from_503_to_the_second_trunk_completes_the_call() {
 
 #[test]
 fn invite_from_unknown_source_gets_403_and_no_stanza() {
-    let mut bed = Bed::start(scratch("e2e-fail-403"), |c| {
+    let mut bed = SippBed::start(loopback_scratch("e2e-fail-403"), |c| {
         // No trunk trusts 127.0.0.1 any more: both are reached at ::1 (never used
         // here) and allow only ::1.
         for t in 0..2 {
@@ -466,16 +268,9 @@ fn invite_from_unknown_source_gets_403_and_no_stanza() {
         }
     });
     let mut alice = bed.alice(OnPropose::Answer);
-    let mut sipp = Sipp::uac(
-        &bed.scratch,
-        "uac_forbidden_403.xml",
-        DID,
-        bed.gateway.sip_port(),
-    )
-    .expect("sipp starts");
+    let mut sipp = bed.sipp_caller("uac_forbidden_403.xml");
     let got_403 = sipp.wait("SIP/2.0 403", WAIT).expect("sipp logged it");
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "403 received and ACKed"));
+    sipp_passed(&mut sipp, "403 received and ACKed");
     // Nothing may reach alice: give a stanza time to arrive, then look.
     while got_403.elapsed() < Duration::from_secs(1) {
         std::thread::sleep(POLL);
@@ -511,21 +306,14 @@ fn invite_from_unknown_source_gets_403_and_no_stanza() {
 
 #[test]
 fn inbound_busy_reject_gives_486_to_the_caller() {
-    let mut bed = Bed::start(scratch("e2e-fail-in-busy"), |_| {});
+    let mut bed = SippBed::start(loopback_scratch("e2e-fail-in-busy"), |_| {});
     let mut alice = bed.alice_rejecting_with(OnPropose::Reject, "busy");
-    let mut sipp = Sipp::uac(
-        &bed.scratch,
-        "uac_busy_486.xml",
-        DID,
-        bed.gateway.sip_port(),
-    )
-    .expect("sipp starts");
+    let mut sipp = bed.sipp_caller("uac_busy_486.xml");
     let (rejected, _) = wait_event(&mut alice, "JMI reject sent", WAIT, |e| {
         e.name() == "jmi_sent" && e.str("action") == Some("reject")
     });
     let got_486 = sipp.wait("SIP/2.0 486", WAIT).expect("sipp logged it");
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "486 received and ACKed"));
+    sipp_passed(&mut sipp, "486 received and ACKed");
     bed.assert_summary("client", "busy");
     check_legs(
         "inbound busy",
@@ -537,17 +325,11 @@ fn inbound_busy_reject_gives_486_to_the_caller() {
 #[test]
 fn inbound_unanswered_rings_out_with_480_and_retract() {
     const RING: Duration = Duration::from_secs(1);
-    let mut bed = Bed::start(scratch("e2e-fail-in-noanswer"), |c| {
+    let mut bed = SippBed::start(loopback_scratch("e2e-fail-in-noanswer"), |c| {
         c.set("calls.ring_timeout", "1s");
     });
     let mut alice = bed.alice(OnPropose::Ignore);
-    let mut sipp = Sipp::uac(
-        &bed.scratch,
-        "uac_unanswered_480.xml",
-        DID,
-        bed.gateway.sip_port(),
-    )
-    .expect("sipp starts");
+    let mut sipp = bed.sipp_caller("uac_unanswered_480.xml");
     // The gateway's ring timer starts with the INVITE.
     let invited = sipp.wait("INVITE sip:", WAIT).expect("sipp logged it");
     let (_, propose) = wait_event(&mut alice, "JMI propose", WAIT, |e| {
@@ -558,8 +340,7 @@ fn inbound_unanswered_rings_out_with_480_and_retract() {
     let (retracted, _) = wait_event(&mut alice, "JMI retract", WAIT, |e| {
         e.name() == "jmi" && e.str("action") == Some("retract") && e.str("id") == Some(&id)
     });
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "480 received and ACKed"));
+    sipp_passed(&mut sipp, "480 received and ACKed");
     bed.assert_summary("gateway", "timeout");
     let rang = after(got_480, invited);
     assert!(

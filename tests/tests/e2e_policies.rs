@@ -9,12 +9,12 @@
 //! - the default (`"ringback"`): the same 183 only rings the client, the 486 ends it
 //!   with `<busy/>` and `486 Busy Here` as the text;
 //! - `calls.outbound_ring_timeout` (2 s here): a trunk that rings and never answers
-//!   gets CANCEL, the client `<timeout/>`, both within [`BOTH_LEGS`] of the timer;
+//!   gets CANCEL, the client `<timeout/>`, both within [`BOTH_LEGS`](e2e_support::BOTH_LEGS) of the timer;
 //! - an inbound call over `calls.max_calls_per_user` gets 503 with `Retry-After`
 //!   (the SIPp scenario fails without the header).
 //!
 //! Times are measured on the test's clock by polling the client's events and SIPp's
-//! message log every [`POLL`], and printed.
+//! message log every [`POLL`](e2e_support::POLL), and printed.
 //!
 //! Runs inside a loopback-only namespace (`scripts/test-all`, or
 //! `unshare --net -- bash -c 'ip link set lo up; cargo test -p jsg-tests --test e2e_policies -- --test-threads=2 --nocapture'`);
@@ -24,168 +24,12 @@ mod e2e_support;
 
 use std::time::{Duration, Instant};
 
-use e2e_support::WAIT;
-use serde_json::Value;
-use testbed::webrtc::{Event, OnPropose};
-use testbed::{
-    Gateway, GatewayConfig, Namespace, Prosody, Scratch, Sipp, WebrtcClient, WebrtcConfig,
+use e2e_support::{
+    after, check_legs, loopback_scratch, outbound_to_sipp, sipp_passed, wait_accepted, wait_event,
+    SippBed, NUMBER, POLL, WAIT,
 };
-
-/// The number called out (the `+` route of `deploy/testbed.toml`).
-const NUMBER: &str = "+15551230000";
-/// alice's DID (`deploy/testbed.toml`).
-const DID: &str = "+15551230001";
-/// Both legs must have ended within this long of the triggering event (issue 6).
-const BOTH_LEGS: Duration = Duration::from_secs(2);
-/// How often the client's events and SIPp's message log are polled.
-const POLL: Duration = Duration::from_millis(10);
-
-/// Prosody with alice, a gateway configured by `configure`.
-struct Bed {
-    // Field order is drop order.
-    gateway: Gateway,
-    prosody: Prosody,
-    scratch: Scratch,
-}
-
-impl Bed {
-    fn start(scratch: Scratch, configure: impl FnOnce(&mut GatewayConfig)) -> Self {
-        let mut prosody = Prosody::start_default(&scratch).expect("prosody starts");
-        prosody.register("alice", "alice-pw").expect("register");
-        let mut config = GatewayConfig {
-            time_limit: Duration::from_secs(120),
-            ..GatewayConfig::default()
-        };
-        config
-            .set(
-                "routing.allowed_callers",
-                format!("[\"{}\"]", prosody.jid("alice")),
-            )
-            .set("routing.routes.0.trunks", "[\"local\"]");
-        configure(&mut config);
-        let mut gateway = Gateway::start(&scratch, &prosody, &config).expect("gateway starts");
-        prosody
-            .wait_component_authenticated(0, WAIT)
-            .expect("the gateway joins Prosody");
-        gateway
-            .wait_for_log("sip user agent running", WAIT)
-            .expect("the gateway's SIP side starts");
-        Self {
-            gateway,
-            prosody,
-            scratch,
-        }
-    }
-
-    /// alice's client (Conversations-like: renomination).
-    fn alice(&self, on_propose: OnPropose) -> WebrtcClient {
-        let mut config = WebrtcConfig::new(self.prosody.jid("alice"), "alice-pw");
-        config.renomination = true;
-        config.on_propose = on_propose;
-        config.time_limit = Duration::from_secs(90);
-        WebrtcClient::start(&self.scratch, &self.prosody, &config).expect("client logs in")
-    }
-
-    fn number(&self) -> String {
-        format!("{NUMBER}@{}", self.prosody.component_domain())
-    }
-
-    fn gateway_log(&mut self) -> String {
-        self.gateway.process().log_tail(60)
-    }
-
-    /// Waits for the gateway's `call summary` line, checks who hung up and why, and
-    /// returns it.
-    fn assert_summary(&mut self, hung_up_by: &str, reason: &str) -> String {
-        let path = self.gateway.process().log_path().to_owned();
-        let deadline = Instant::now() + WAIT;
-        let line = loop {
-            let log = std::fs::read_to_string(&path).unwrap_or_default();
-            if let Some(l) = log.lines().find(|l| l.contains("call summary")) {
-                break l.to_owned();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no call summary\n{}",
-                self.gateway_log()
-            );
-            std::thread::sleep(POLL);
-        };
-        for (key, value) in [("hung_up_by", hung_up_by), ("reason", reason)] {
-            assert!(
-                line.contains(&format!("{key}=\"{value}\"")),
-                "{key}={value} in the summary: {line}"
-            );
-        }
-        line
-    }
-}
-
-/// A scratch directory, after checking that only loopback exists.
-fn scratch(name: &str) -> Scratch {
-    Namespace::require_loopback_only();
-    Scratch::new(name).expect("scratch")
-}
-
-/// Polls `client` until an event for which `pred` holds has arrived; the instant it
-/// was seen and the event.
-fn wait_event(
-    client: &mut WebrtcClient,
-    what: &str,
-    timeout: Duration,
-    pred: impl Fn(&Event) -> bool,
-) -> (Instant, Event) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        client.drain();
-        if let Some(e) = client.history().iter().find(|e| pred(e)) {
-            return (Instant::now(), e.clone());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{}: no {what} within {timeout:?}; recent events {:?}",
-            client.name(),
-            client
-                .history()
-                .iter()
-                .rev()
-                .take(10)
-                .map(|e| e.0.to_string())
-                .collect::<Vec<_>>()
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
-/// The session `sid` ended (`terminated`); the instant seen and the reason condition.
-fn wait_terminated(client: &mut WebrtcClient, sid: &str, timeout: Duration) -> (Instant, String) {
-    let (at, e) = wait_event(client, "session terminated", timeout, |e| {
-        e.name() == "terminated" && e.str("sid") == Some(sid)
-    });
-    let condition = e
-        .get("reason")
-        .and_then(|r| r.get("condition"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    (at, condition)
-}
-
-/// `later - earlier`, zero when `later` was seen first (both polled).
-fn after(later: Instant, earlier: Instant) -> Duration {
-    later.saturating_duration_since(earlier)
-}
-
-/// Checks `legs` (name, time from the trigger) against [`BOTH_LEGS`] and prints them.
-fn check_legs(case: &str, legs: &[(&str, Duration)]) {
-    for (leg, d) in legs {
-        eprintln!("{case}: {leg} {} ms after the trigger", d.as_millis());
-        assert!(
-            *d <= BOTH_LEGS,
-            "{case}: {leg} took {d:?} (limit {BOTH_LEGS:?})"
-        );
-    }
-}
+use testbed::webrtc::OnPropose;
+use testbed::WebrtcClient;
 
 /// The Jingle stanzas the client received from the gateway.
 fn jingle_in(client: &WebrtcClient) -> Vec<String> {
@@ -198,27 +42,6 @@ fn jingle_in(client: &WebrtcClient) -> Vec<String> {
         .collect()
 }
 
-/// A bed whose `local` trunk is a SIPp UAS running `scenario`, configured further by
-/// `configure`; alice calls the number. Returns the bed, the trunk, alice, the sid and
-/// when the call was placed.
-fn outbound_to_sipp(
-    name: &str,
-    scenario: &str,
-    configure: impl FnOnce(&mut GatewayConfig),
-) -> (Bed, Sipp, WebrtcClient, String, Instant) {
-    let scratch = scratch(name);
-    let sipp = Sipp::uas(&scratch, scenario).expect("sipp starts");
-    let port = sipp.port();
-    let bed = Bed::start(scratch, |c| {
-        c.set("sip.trunks.0.port", port);
-        configure(c);
-    });
-    let mut alice = bed.alice(OnPropose::Answer);
-    let placed = Instant::now();
-    let sid = alice.call(&bed.number(), true).expect("call placed");
-    (bed, sipp, alice, sid, placed)
-}
-
 #[test]
 fn early_media_accept_plays_the_183_and_the_486_ends_with_busy() {
     let (mut bed, mut sipp, mut alice, sid, _) =
@@ -226,9 +49,7 @@ fn early_media_accept_plays_the_183_and_the_486_ends_with_busy() {
             c.set("calls.early_media", "accept");
         });
     let sent_183 = sipp.wait("SIP/2.0 183", WAIT).expect("sipp logged it");
-    let (accepted, _) = wait_event(&mut alice, "session accepted", WAIT, |e| {
-        e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
-    });
+    let accepted = wait_accepted(&mut alice, &sid);
     // The carrier's early media reaches the client before the 486 (4 s after the 183).
     let mut first_audio = None;
     while first_audio.is_none() && !sipp.saw("SIP/2.0 486") {
@@ -246,10 +67,8 @@ fn early_media_accept_plays_the_183_and_the_486_ends_with_busy() {
         )
     });
     let sent_486 = sipp.wait("SIP/2.0 486", WAIT).expect("sipp logged it");
-    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
-    assert_eq!(condition, "busy", "{}", bed.gateway_log());
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "486 ACKed"));
+    let ended = bed.assert_terminated(&mut alice, &sid, "busy");
+    sipp_passed(&mut sipp, "486 ACKed");
     let summary = bed.assert_summary("trunk", "busy");
     assert!(summary.contains("early_media=true"), "{summary}");
     let terminate = jingle_in(&alice)
@@ -276,9 +95,7 @@ fn early_media_accept_then_200_continues_the_same_session() {
             c.set("calls.early_media", "accept");
         });
     let sent_183 = sipp.wait("SIP/2.0 183", WAIT).expect("sipp logged it");
-    let (accepted, _) = wait_event(&mut alice, "session accepted", WAIT, |e| {
-        e.name() == "accepted" && e.str("sid") == Some(sid.as_str())
-    });
+    let accepted = wait_accepted(&mut alice, &sid);
     let sent_200 = sipp.wait("SIP/2.0 200", WAIT).expect("sipp logged it");
     // Media keeps flowing after the 200 on the session accepted at the 183.
     let deadline = Instant::now() + WAIT;
@@ -308,8 +125,7 @@ fn early_media_accept_then_200_continues_the_same_session() {
     let hung_up = Instant::now();
     alice.hangup("success").expect("hangup");
     let bye = sipp.wait("BYE sip:", WAIT).expect("sipp logged it");
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "ACK, then BYE answered 200"));
+    sipp_passed(&mut sipp, "ACK, then BYE answered 200");
     let summary = bed.assert_summary("client", "success");
     assert!(summary.contains("early_media=true"), "{summary}");
     eprintln!(
@@ -330,10 +146,8 @@ fn early_media_ringback_default_only_rings_and_the_486_ends_with_busy() {
         outbound_to_sipp("e2e-pol-early-ringback", "uas_early_media_486.xml", |_| {});
     let sent_183 = sipp.wait("SIP/2.0 183", WAIT).expect("sipp logged it");
     let sent_486 = sipp.wait("SIP/2.0 486", WAIT).expect("sipp logged it");
-    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
-    assert_eq!(condition, "busy", "{}", bed.gateway_log());
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "486 ACKed"));
+    let ended = bed.assert_terminated(&mut alice, &sid, "busy");
+    sipp_passed(&mut sipp, "486 ACKed");
     let summary = bed.assert_summary("trunk", "busy");
     assert!(summary.contains("early_media=false"), "{summary}");
     alice.drain();
@@ -378,10 +192,8 @@ fn outbound_ring_timeout_cancels_the_invite_and_ends_with_timeout() {
     // The gateway's timer starts with its INVITE.
     let invited = sipp.wait("INVITE sip:", WAIT).expect("sipp logged it");
     let cancel = sipp.wait("CANCEL sip:", WAIT).expect("sipp logged it");
-    let (ended, condition) = wait_terminated(&mut alice, &sid, WAIT);
-    assert_eq!(condition, "timeout", "{}", bed.gateway_log());
-    sipp.wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "CANCEL, 200, 487, ACK"));
+    let ended = bed.assert_terminated(&mut alice, &sid, "timeout");
+    sipp_passed(&mut sipp, "CANCEL, 200, 487, ACK");
     assert!(
         !sipp.saw("BYE sip:"),
         "an unanswered call is cancelled, not BYEd"
@@ -421,34 +233,20 @@ fn outbound_ring_timeout_cancels_the_invite_and_ends_with_timeout() {
 
 #[test]
 fn inbound_call_over_the_limit_gets_503_with_retry_after() {
-    let mut bed = Bed::start(scratch("e2e-pol-limit"), |c| {
+    let mut bed = SippBed::start(loopback_scratch("e2e-pol-limit"), |c| {
         c.set("calls.max_calls_per_user", 1)
             .set("calls.ring_timeout", "3s");
     });
     let mut alice = bed.alice(OnPropose::Ignore);
     // alice's one call: rings (unanswered) until the ring timeout gives 480.
-    let mut first = Sipp::uac(
-        &bed.scratch,
-        "uac_unanswered_480.xml",
-        DID,
-        bed.gateway.sip_port(),
-    )
-    .expect("sipp starts");
+    let mut first = bed.sipp_caller("uac_unanswered_480.xml");
     wait_event(&mut alice, "JMI propose", WAIT, |e| {
         e.name() == "jmi" && e.str("action") == Some("propose")
     });
-    let mut second = Sipp::uac(
-        &bed.scratch,
-        "uac_limit_503.xml",
-        DID,
-        bed.gateway.sip_port(),
-    )
-    .expect("sipp starts");
+    let mut second = bed.sipp_caller("uac_limit_503.xml");
     let invited = second.wait("INVITE sip:", WAIT).expect("sipp logged it");
     let got_503 = second.wait("SIP/2.0 503", WAIT).expect("sipp logged it");
-    second
-        .wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "503 with Retry-After, ACKed"));
+    sipp_passed(&mut second, "503 with Retry-After, ACKed");
     let log = second.log();
     let retry = log
         .lines()
@@ -456,9 +254,7 @@ fn inbound_call_over_the_limit_gets_503_with_retry_after() {
         .unwrap_or_else(|| panic!("no Retry-After in\n{log}"));
     assert_eq!(retry.trim_end(), "Retry-After: 30", "{log}");
     first.wait("SIP/2.0 480", WAIT).expect("sipp logged it");
-    first
-        .wait_passed()
-        .unwrap_or_else(|e| panic!("{}: {e}", "the first call rings out with 480"));
+    sipp_passed(&mut first, "the first call rings out with 480");
     let gw = std::fs::read_to_string(bed.gateway.process().log_path()).unwrap_or_default();
     assert!(
         gw.lines()

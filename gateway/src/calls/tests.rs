@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use minidom::Element;
-use xmpp::component::{self, Action, Component};
+use xmpp::component::Component;
 use xmpp::jingle::{ns, Jingle, Reason, ReasonCondition};
 
-use super::{Calls, NOT_BRIDGED_TEXT};
+use super::{test_support, Calls, NOT_BRIDGED_TEXT};
 use crate::config::Config;
 
 const U: &str = "alice@example.org/Conversations.x1";
@@ -37,6 +37,7 @@ fn config() -> Config {
     .unwrap()
 }
 
+/// The call layer (not bridged) behind the component responder, on a virtual clock.
 struct Harness {
     component: Component,
     calls: Calls,
@@ -46,30 +47,17 @@ struct Harness {
 impl Harness {
     fn new() -> Self {
         let config = config();
-        let mut c = component::Config::new(config.xmpp.domain.clone());
-        c.resource(config.xmpp.resource.clone());
         Self {
-            component: Component::new(c),
+            component: test_support::component(&config),
             calls: Calls::new(&config),
             now: Instant::now(),
         }
     }
 
-    /// Delivers a stanza as the driver would, and returns everything sent in reply.
+    /// Delivers a stanza as the driver would, and returns everything sent in reply
+    /// (the call layer's IQ sets are not acknowledged).
     fn deliver(&mut self, xml: &str) -> Vec<Element> {
-        let stanza: Element = xml.parse().expect(xml);
-        let mut out = Vec::new();
-        for action in self.component.handle_stanza(stanza) {
-            match action {
-                Action::Send(s) => out.push(s),
-                Action::Jmi(i) => self.calls.handle_jmi(self.now, i),
-                Action::Jingle(i) => self.calls.handle_jingle(self.now, i),
-                Action::IqResponse(i) => self.calls.handle_iq_response(self.now, i),
-                other => panic!("unexpected {other:?}"),
-            }
-            out.extend(std::iter::from_fn(|| self.calls.poll_transmit()));
-        }
-        out
+        test_support::deliver(&mut self.component, &mut self.calls, self.now, xml, false)
     }
 }
 
@@ -86,20 +74,7 @@ fn propose(from: &str, to: &str, sid: &str, media: &[&str]) -> String {
 }
 
 fn session_initiate(from: &str, sid: &str, id: &str) -> String {
-    format!(
-        "<iq xmlns='jabber:component:accept' type='set' id='{id}' from='{from}' to='{NR}'>\
-         <jingle xmlns='urn:xmpp:jingle:1' action='session-initiate' sid='{sid}' initiator='{from}'>\
-         <content creator='initiator' name='0'>\
-         <description xmlns='urn:xmpp:jingle:apps:rtp:1' media='audio'>\
-         <payload-type id='111' name='opus' clockrate='48000' channels='2'/>\
-         <payload-type id='0' name='PCMU' clockrate='8000'/>\
-         <rtcp-mux/></description>\
-         <transport xmlns='urn:xmpp:jingle:transports:ice-udp:1' ufrag='uf' pwd='passwordpasswordpassword'>\
-         <fingerprint xmlns='urn:xmpp:jingle:apps:dtls:0' hash='sha-256' setup='actpass'>AB:CD</fingerprint>\
-         <candidate component='1' foundation='1' generation='0' id='c1' ip='127.0.0.1' port='40000' \
-         priority='2130706431' protocol='udp' type='host'/>\
-         </transport></content></jingle></iq>"
-    )
+    test_support::session_initiate(from, NR, sid, id, 40000)
 }
 
 fn jmi_child(m: &Element) -> &Element {

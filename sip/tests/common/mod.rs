@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use sip::Event;
+use sip::{EndReason, Event};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Logs to the test output when `RUST_LOG` is set.
@@ -109,6 +109,88 @@ impl Peer {
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// SIPp named `name` running `scenario` on `port` (see [`sipp_args`]).
+    pub fn sipp(
+        name: &'static str,
+        scratch: &Scratch,
+        scenario: &str,
+        (port, media_port): (u16, u16),
+        extra: &[&str],
+    ) -> Self {
+        Self::spawn(
+            name,
+            "sipp",
+            &sipp_args(scenario, port, media_port, extra),
+            &scratch.0,
+        )
+    }
+
+    /// Kamailio with the configuration `cfg` (written to `kamailio.cfg` of
+    /// `scratch`, runtime files below it), one worker, in the foreground, logging
+    /// to stderr, killed by `timeout` after 60 s.
+    pub fn kamailio(scratch: &Scratch, cfg: &str) -> Self {
+        let cfg_path = scratch.0.join("kamailio.cfg");
+        std::fs::write(&cfg_path, cfg).unwrap();
+        let run_dir = scratch.0.join("run");
+        std::fs::create_dir_all(&run_dir).unwrap();
+        // A Kamailio restarted in the same scratch refuses to start while the pid in
+        // the previous one's pid file still exists (an exiting or unreaped process).
+        let pid_file = scratch.0.join("kamailio.pid");
+        let _ = std::fs::remove_file(&pid_file);
+        Self::spawn(
+            "kamailio",
+            "timeout",
+            &[
+                "60".into(),
+                "kamailio".into(),
+                "-f".into(),
+                cfg_path.display().to_string(),
+                "-DD".into(),
+                "-E".into(),
+                "-n".into(),
+                "1".into(),
+                "-Y".into(),
+                run_dir.display().to_string(),
+                "-P".into(),
+                pid_file.display().to_string(),
+            ],
+            &scratch.0,
+        )
+    }
+
+    /// Waits (at most `limit`) for the peer to exit with status 0, as SIPp does when
+    /// its scenario passed; panics with its log otherwise.
+    pub async fn expect_success(&mut self, limit: Duration) {
+        let code = self.wait(limit).await;
+        assert_eq!(code, Some(0), "{} failed:\n{}", self.name, self.log_text());
+    }
+}
+
+/// SIPp's arguments: `scenario` of [`peers_dir`] on `127.0.0.1:port`, media on
+/// `media_port`, one call, failing after 30 s; `extra` appended.
+pub fn sipp_args(scenario: &str, port: u16, media_port: u16, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = vec![
+        "-sf".into(),
+        peers_dir().join(scenario).display().to_string(),
+        "-i".into(),
+        "127.0.0.1".into(),
+        "-p".into(),
+        port.to_string(),
+        "-mi".into(),
+        "127.0.0.1".into(),
+        "-mp".into(),
+        media_port.to_string(),
+        "-m".into(),
+        "1".into(),
+        "-timeout".into(),
+        "30s".into(),
+        "-timeout_error".into(),
+        "-nostdin".into(),
+        "-trace_err".into(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
 }
 
 impl Drop for Peer {
@@ -152,6 +234,55 @@ pub async fn wait_for(
             return e;
         }
     }
+}
+
+/// Events until `Ended`, at most 10 s away.
+pub async fn wait_ended(rx: &mut UnboundedReceiver<Event>) -> Event {
+    wait_for(rx, Duration::from_secs(10), |e| {
+        matches!(e, Event::Ended { .. })
+    })
+    .await
+}
+
+/// [`wait_ended`], checking the call ended for `want`.
+pub async fn expect_ended(rx: &mut UnboundedReceiver<Event>, want: EndReason) {
+    match wait_ended(rx).await {
+        Event::Ended { reason, .. } => assert_eq!(reason, want),
+        _ => unreachable!("wait_ended returns Ended"),
+    }
+}
+
+/// Events until `Answered` or `Ended`, at most 10 s away.
+pub async fn wait_answered_or_ended(rx: &mut UnboundedReceiver<Event>) -> Event {
+    wait_for(rx, Duration::from_secs(10), |e| {
+        matches!(e, Event::Answered { .. } | Event::Ended { .. })
+    })
+    .await
+}
+
+/// Events until a `Registration`, at most 10 s away.
+pub async fn wait_registration(rx: &mut UnboundedReceiver<Event>) -> Event {
+    wait_for(rx, Duration::from_secs(10), |e| {
+        matches!(e, Event::Registration { .. })
+    })
+    .await
+}
+
+/// A `200 OK` to `request`, its Via, From, To, Call-ID and CSeq copied.
+pub fn ok_response(request: &str) -> String {
+    let mut resp = String::from("SIP/2.0 200 OK\r\n");
+    for l in request.lines() {
+        let lower = l.to_ascii_lowercase();
+        if ["via:", "from:", "to:", "call-id:", "cseq:"]
+            .iter()
+            .any(|h| lower.starts_with(h))
+        {
+            resp.push_str(l);
+            resp.push_str("\r\n");
+        }
+    }
+    resp.push_str("Content-Length: 0\r\n\r\n");
+    resp
 }
 
 pub fn loopback_config(trunk_port: u16) -> sip::Config {

@@ -1,6 +1,8 @@
 //! Shared by the outbound end-to-end test and the demo (`tests/examples/demo.rs`):
 //! Prosody, the gateway and baresip as the phone on loopback, and the libwebrtc client
 //! (Conversations-like: JMI, inline candidates, renomination) calling a number.
+//! Also, for the failure and policy tests, [`SippBed`]: alice and a gateway whose trunk
+//! or caller is SIPp, with the waits and the timing checks those tests share.
 
 #![allow(dead_code)]
 
@@ -9,9 +11,10 @@ use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use testbed::ports::free_port;
+use testbed::webrtc::{Event, OnPropose};
 use testbed::{
-    Candidates, Gateway, GatewayConfig, Process, ProcessBuilder, Prosody, Scratch, WebrtcClient,
-    WebrtcConfig,
+    Candidates, Gateway, GatewayConfig, Namespace, Process, ProcessBuilder, Prosody, Scratch, Sipp,
+    WebrtcClient, WebrtcConfig,
 };
 
 /// The number called; baresip answers it.
@@ -516,4 +519,232 @@ pub(crate) fn inbound_call(bed: &mut Bed, did: &str) -> Result<InboundOutcome, S
         bye_reached_caller: caller_log.contains("session closed: Connection reset by peer"),
         answered_after_dtls,
     })
+}
+
+// ------------------------------------------- alice and a gateway with a SIPp trunk
+
+/// alice's DID (`deploy/testbed.toml`).
+pub(crate) const DID: &str = "+15551230001";
+/// Both legs must have ended within this long of the triggering event (issue 6).
+pub(crate) const BOTH_LEGS: Duration = Duration::from_secs(2);
+/// How often the client's events and SIPp's message log are polled.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+
+/// Prosody with alice, and a gateway that lets alice call out over the `local` trunk
+/// (configured further by the test: SIPp as the trunk or the caller, or baresip).
+pub(crate) struct SippBed {
+    // Field order is drop order.
+    pub(crate) gateway: Gateway,
+    pub(crate) prosody: Prosody,
+    pub(crate) scratch: Scratch,
+}
+
+impl SippBed {
+    /// Starts Prosody (alice registered) and the gateway configured by `configure`;
+    /// panics when either does not come up within [`WAIT`].
+    pub(crate) fn start(scratch: Scratch, configure: impl FnOnce(&mut GatewayConfig)) -> Self {
+        let mut prosody = Prosody::start_default(&scratch).expect("prosody starts");
+        prosody.register("alice", "alice-pw").expect("register");
+        let mut config = GatewayConfig {
+            time_limit: Duration::from_secs(120),
+            ..GatewayConfig::default()
+        };
+        config
+            .set(
+                "routing.allowed_callers",
+                format!("[\"{}\"]", prosody.jid("alice")),
+            )
+            .set("routing.routes.0.trunks", "[\"local\"]");
+        configure(&mut config);
+        let mut gateway = Gateway::start(&scratch, &prosody, &config).expect("gateway starts");
+        prosody
+            .wait_component_authenticated(0, WAIT)
+            .expect("the gateway joins Prosody");
+        gateway
+            .wait_for_log("sip user agent running", WAIT)
+            .expect("the gateway's SIP side starts");
+        Self {
+            gateway,
+            prosody,
+            scratch,
+        }
+    }
+
+    /// alice's client (Conversations-like: renomination), reacting to proposes with
+    /// `on_propose` (a reject carries `<decline/>`).
+    pub(crate) fn alice(&self, on_propose: OnPropose) -> WebrtcClient {
+        self.alice_rejecting_with(on_propose, "decline")
+    }
+
+    /// As [`SippBed::alice`], a reject carrying the Jingle reason `reject_reason`.
+    pub(crate) fn alice_rejecting_with(
+        &self,
+        on_propose: OnPropose,
+        reject_reason: &str,
+    ) -> WebrtcClient {
+        let mut config = WebrtcConfig::new(self.prosody.jid("alice"), "alice-pw");
+        config.renomination = true;
+        config.on_propose = on_propose;
+        config.reject_reason = reject_reason.into();
+        config.time_limit = Duration::from_secs(90);
+        WebrtcClient::start(&self.scratch, &self.prosody, &config).expect("client logs in")
+    }
+
+    /// The JID of [`NUMBER`] at the gateway.
+    pub(crate) fn number(&self) -> String {
+        format!("{NUMBER}@{}", self.prosody.component_domain())
+    }
+
+    /// The last 60 lines of the gateway's log.
+    pub(crate) fn gateway_log(&mut self) -> String {
+        self.gateway.process().log_tail(60)
+    }
+
+    /// SIPp calling alice's [`DID`] through the gateway with the UAC `scenario`.
+    pub(crate) fn sipp_caller(&self, scenario: &str) -> Sipp {
+        Sipp::uac(&self.scratch, scenario, DID, self.gateway.sip_port()).expect("sipp starts")
+    }
+
+    /// Waits for the gateway's `call summary` line, checks who hung up and why, and
+    /// returns it.
+    pub(crate) fn assert_summary(&mut self, hung_up_by: &str, reason: &str) -> String {
+        let path = self.gateway.process().log_path().to_owned();
+        let deadline = Instant::now() + WAIT;
+        let line = loop {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            if let Some(l) = log.lines().find(|l| l.contains("call summary")) {
+                break l.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no call summary\n{}",
+                self.gateway_log()
+            );
+            std::thread::sleep(POLL);
+        };
+        for (key, value) in [("hung_up_by", hung_up_by), ("reason", reason)] {
+            assert!(
+                line.contains(&format!("{key}=\"{value}\"")),
+                "{key}={value} in the summary: {line}"
+            );
+        }
+        line
+    }
+
+    /// Waits for the end of alice's session `sid` and checks its reason is
+    /// `condition` (the gateway's log on failure); returns when it was seen.
+    pub(crate) fn assert_terminated(
+        &mut self,
+        alice: &mut WebrtcClient,
+        sid: &str,
+        condition: &str,
+    ) -> Instant {
+        let (ended, seen) = wait_terminated(alice, sid, WAIT);
+        assert_eq!(seen, condition, "{}", self.gateway_log());
+        ended
+    }
+}
+
+/// A bed whose `local` trunk is a SIPp UAS running `scenario`, configured further by
+/// `configure`; alice calls the number. Returns the bed, the trunk, alice, the sid and
+/// when the call was placed.
+pub(crate) fn outbound_to_sipp(
+    name: &str,
+    scenario: &str,
+    configure: impl FnOnce(&mut GatewayConfig),
+) -> (SippBed, Sipp, WebrtcClient, String, Instant) {
+    let scratch = loopback_scratch(name);
+    let sipp = Sipp::uas(&scratch, scenario).expect("sipp starts");
+    let port = sipp.port();
+    let bed = SippBed::start(scratch, |c| {
+        c.set("sip.trunks.0.port", port);
+        configure(c);
+    });
+    let mut alice = bed.alice(OnPropose::Answer);
+    let placed = Instant::now();
+    let sid = alice.call(&bed.number(), true).expect("call placed");
+    (bed, sipp, alice, sid, placed)
+}
+
+/// A scratch directory, after checking that only loopback exists.
+pub(crate) fn loopback_scratch(name: &str) -> Scratch {
+    Namespace::require_loopback_only();
+    Scratch::new(name).expect("scratch")
+}
+
+/// Waits until SIPp's scenario passed; panics naming `what` it checks otherwise.
+pub(crate) fn sipp_passed(sipp: &mut Sipp, what: &str) {
+    sipp.wait_passed().unwrap_or_else(|e| panic!("{what}: {e}"));
+}
+
+/// Polls `client` every [`POLL`] until an event for which `pred` holds has arrived;
+/// the instant it was seen and the event. Panics after `timeout`.
+pub(crate) fn wait_event(
+    client: &mut WebrtcClient,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&Event) -> bool,
+) -> (Instant, Event) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        client.drain();
+        if let Some(e) = client.history().iter().find(|e| pred(e)) {
+            return (Instant::now(), e.clone());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}: no {what} within {timeout:?}; recent events {:?}",
+            client.name(),
+            client
+                .history()
+                .iter()
+                .rev()
+                .take(10)
+                .map(|e| e.0.to_string())
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Waits (up to [`WAIT`]) until the session `sid` is accepted; when it was seen.
+pub(crate) fn wait_accepted(client: &mut WebrtcClient, sid: &str) -> Instant {
+    wait_event(client, "session accepted", WAIT, |e| {
+        e.name() == "accepted" && e.str("sid") == Some(sid)
+    })
+    .0
+}
+
+/// The session `sid` ended (`terminated`); the instant seen and the reason condition.
+pub(crate) fn wait_terminated(
+    client: &mut WebrtcClient,
+    sid: &str,
+    timeout: Duration,
+) -> (Instant, String) {
+    let (at, e) = wait_event(client, "session terminated", timeout, |e| {
+        e.name() == "terminated" && e.str("sid") == Some(sid)
+    });
+    let condition = e
+        .get("reason")
+        .and_then(|r| r.get("condition"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    (at, condition)
+}
+
+/// `later - earlier`, zero when `later` was seen first (both polled).
+pub(crate) fn after(later: Instant, earlier: Instant) -> Duration {
+    later.saturating_duration_since(earlier)
+}
+
+/// Checks `legs` (name, time from the trigger) against [`BOTH_LEGS`] and prints them.
+pub(crate) fn check_legs(case: &str, legs: &[(&str, Duration)]) {
+    for (leg, d) in legs {
+        eprintln!("{case}: {leg} {} ms after the trigger", d.as_millis());
+        assert!(
+            *d <= BOTH_LEGS,
+            "{case}: {leg} took {d:?} (limit {BOTH_LEGS:?})"
+        );
+    }
 }

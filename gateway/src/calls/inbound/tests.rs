@@ -4,135 +4,18 @@
 //! maps to the SIP status (E.6), it rings out with 480; a user without known presence
 //! gets the JMI propose to the bare JID.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
-
 use minidom::Element;
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 use xmpp::caps::{DiscoInfo, Identity};
-use xmpp::component::{self, Action, Component};
 use xmpp::jingle::{ns, Action as JingleAction, Jingle, ReasonCondition};
 
 use super::super::presence::{NS_JMI, RTP_AUDIO_FEATURES};
-use super::super::Calls;
-use super::CallInput;
-use crate::config::Config;
+use super::super::test_support::Bed;
 
-const DID: &str = "+15551230001";
 const CALLER: &str = "+15550001111";
 const DEVICE: &str = "alice@example.org/gajim";
-/// Every wait for the network or a task.
-const WAIT: Duration = Duration::from_secs(10);
 
-struct Bed {
-    component: Component,
-    calls: Calls,
-    inputs: mpsc::UnboundedReceiver<CallInput>,
-    sip: mpsc::UnboundedReceiver<sip::Event>,
-    ua: sip::UserAgent,
-    trunk: UdpSocket,
-    rtp: UdpSocket,
-    now: Instant,
-    ring_timeout: Duration,
-}
-
+/// What the inbound tests do with [`Bed`].
 impl Bed {
-    /// `calls`: keys of `[calls]`.
-    async fn start(calls: &str) -> Self {
-        let trunk = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let trunk_port = trunk.local_addr().unwrap().port();
-        let config = Config::parse(
-            &format!(
-                r#"
-                [xmpp]
-                domain = "gw.example.com"
-                secret = "s"
-                [calls]
-                {calls}
-                [[sip.trunks]]
-                name = "t"
-                host = "127.0.0.1"
-                port = {trunk_port}
-                allowed_sources = ["127.0.0.1"]
-                [routing]
-                allowed_callers = ["alice@example.org"]
-                [[routing.routes]]
-                prefix = "+1"
-                trunks = ["t"]
-                [[routing.users]]
-                jid = "alice@example.org"
-                dids = ["{DID}"]
-                [media]
-                bind_addresses = ["127.0.0.1"]
-                port_min = 20000
-                port_max = 29999
-                "#
-            ),
-            Path::new("inbound-test.toml"),
-            Vec::new(),
-        )
-        .unwrap();
-        let mut sip_config = sip::Config::default();
-        sip_config.bind("127.0.0.1:0".parse().unwrap()).trunk(
-            sip::TrunkConfig::new("t", "127.0.0.1")
-                .port(Some(trunk_port))
-                .allowed_sources(vec![sip::IpNet::parse("127.0.0.1").unwrap()])
-                .clone(),
-        );
-        let (ua, sip) = sip::UserAgent::start(sip_config).await.unwrap();
-        let (tx, inputs) = mpsc::unbounded_channel();
-        let mut c = component::Config::new(config.xmpp.domain.clone());
-        c.resource(config.xmpp.resource.clone());
-        Self {
-            component: Component::new(c),
-            calls: Calls::bridged(&config, ua.clone(), tx),
-            inputs,
-            sip,
-            ua,
-            trunk,
-            rtp: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
-            now: Instant::now(),
-            ring_timeout: config.calls.ring_timeout,
-        }
-    }
-
-    /// Everything the call layer has to send; its IQ sets are acknowledged as the
-    /// device would.
-    fn flush(&mut self) -> Vec<Element> {
-        let out: Vec<Element> = std::iter::from_fn(|| self.calls.poll_transmit()).collect();
-        for s in &out {
-            if s.name() == "iq" && s.attr("type") == Some("set") {
-                let (id, from, to) = (
-                    s.attr("id").unwrap_or_default(),
-                    s.attr("from").unwrap_or_default(),
-                    s.attr("to").unwrap_or_default(),
-                );
-                self.deliver(&format!(
-                    "<iq xmlns='jabber:component:accept' type='result' id='{id}' from='{to}' to='{from}'/>"
-                ));
-            }
-        }
-        out
-    }
-
-    fn deliver(&mut self, xml: &str) -> Vec<Element> {
-        let stanza: Element = xml.parse().expect(xml);
-        let mut out = Vec::new();
-        for action in self.component.handle_stanza(stanza) {
-            match action {
-                Action::Send(s) => out.push(s),
-                Action::Jmi(i) => self.calls.handle_jmi(self.now, i),
-                Action::Jingle(i) => self.calls.handle_jingle(self.now, i),
-                Action::IqResponse(i) => self.calls.handle_iq_response(self.now, i),
-                Action::Presence(i) => self.calls.handle_presence(self.now, i),
-                other => panic!("unexpected {other:?}"),
-            }
-            out.extend(self.flush());
-        }
-        out
-    }
-
     /// `DEVICE` comes online (presence to the gateway's domain, with caps) and answers
     /// the gateway's disco#info query with `features`.
     fn device_online(&mut self, features: &[&str]) {
@@ -165,65 +48,18 @@ impl Bed {
         assert!(out.is_empty(), "the result is consumed: {out:?}");
     }
 
-    /// The trunk calls [`DID`]; returns what the call layer sent once the media driver
+    /// The trunk calls the DID; returns what the call layer sent once the media driver
     /// is ready (the propose or the session-initiate).
     async fn incoming(&mut self) -> Vec<Element> {
         let ua = self.ua.local_addr();
-        let me = self.trunk.local_addr().unwrap();
         let port = self.rtp.local_addr().unwrap().port();
-        let sdp = format!(
-            "v=0\r\no=carrier 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP 0 101\r\na=rtpmap:0 PCMU/8000\r\n\
-             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"
-        );
-        let invite = format!(
-            "INVITE sip:{DID}@{ua} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKdirect1;rport\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:{CALLER}@{me}>;tag=in1\r\nTo: <sip:{DID}@{ua}>\r\n\
-             Call-ID: direct1\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{me}>\r\n\
-             Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
-            sdp.len()
-        );
-        self.trunk.send_to(invite.as_bytes(), ua).await.unwrap();
-        let event = tokio::time::timeout(WAIT, self.sip.recv())
-            .await
-            .expect("the INVITE reaches the user agent")
-            .unwrap();
+        self.trunk.invite(ua, CALLER, "direct1", port).await;
+        let event = self.next_sip("INVITE").await;
         assert!(matches!(event, sip::Event::Incoming { .. }), "{event:?}");
         self.calls.handle_sip(self.now, event);
         let mut out = self.flush();
-        loop {
-            let input = tokio::time::timeout(WAIT, self.inputs.recv())
-                .await
-                .expect("the media driver starts")
-                .expect("channel open");
-            let ready = matches!(input, CallInput::MediaReady { .. });
-            self.calls.handle_input(self.now, input);
-            out.extend(self.flush());
-            if ready {
-                return out;
-            }
-        }
-    }
-
-    /// The trunk's next final response to the INVITE.
-    async fn final_response(&mut self) -> String {
-        let mut buf = vec![0u8; 65535];
-        loop {
-            let (n, _) = tokio::time::timeout(WAIT, self.trunk.recv_from(&mut buf))
-                .await
-                .expect("a final response")
-                .unwrap();
-            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if text.starts_with("SIP/2.0 ") && !text.starts_with("SIP/2.0 1") {
-                return text;
-            }
-        }
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        self.ua.shutdown();
+        out.extend(self.media_ready().await);
+        out
     }
 }
 
@@ -253,7 +89,7 @@ fn rtp_features(jmi: bool) -> Vec<&'static str> {
 /// The device ends the direct session before answering with `condition`: the trunk
 /// gets `status`.
 async fn direct_then_terminate(condition: &str, status: &str) {
-    let mut bed = Bed::start("").await;
+    let mut bed = Bed::start("", "").await;
     bed.device_online(&rtp_features(false));
     let out = bed.incoming().await;
     assert!(!has_propose(&out), "no JMI propose: {out:?}");
@@ -271,7 +107,7 @@ async fn direct_then_terminate(condition: &str, status: &str) {
         out.iter().any(|s| s.attr("type") == Some("result")),
         "acknowledged: {out:?}"
     );
-    let response = bed.final_response().await;
+    let response = bed.trunk.final_response().await;
     assert!(response.starts_with(status), "{condition}: {response}");
 }
 
@@ -287,7 +123,7 @@ async fn direct_initiate_busy_gives_486() {
 
 #[tokio::test]
 async fn direct_initiate_rings_out_with_480_and_a_timeout_terminate() {
-    let mut bed = Bed::start("").await;
+    let mut bed = Bed::start("", "").await;
     bed.device_online(&rtp_features(false));
     let out = bed.incoming().await;
     assert_eq!(jingles(&out, JingleAction::SessionInitiate).len(), 1);
@@ -304,20 +140,20 @@ async fn direct_initiate_rings_out_with_480_and_a_timeout_terminate() {
         terminates[0].1.reason.as_ref().map(|r| r.condition.clone()),
         Some(ReasonCondition::Timeout)
     );
-    let response = bed.final_response().await;
+    let response = bed.trunk.final_response().await;
     assert!(response.starts_with("SIP/2.0 480"), "{response}");
 }
 
 #[tokio::test]
 async fn jmi_capable_or_unknown_users_get_the_propose() {
     // Nothing known: the propose to the bare JID (offline push still rings).
-    let mut bed = Bed::start("").await;
+    let mut bed = Bed::start("", "").await;
     let out = bed.incoming().await;
     assert!(has_propose(&out), "{out:?}");
     assert!(jingles(&out, JingleAction::SessionInitiate).is_empty());
     drop(bed);
     // A JMI-capable resource: the propose too.
-    let mut bed = Bed::start("").await;
+    let mut bed = Bed::start("", "").await;
     bed.device_online(&rtp_features(true));
     let out = bed.incoming().await;
     let propose = out
@@ -330,7 +166,7 @@ async fn jmi_capable_or_unknown_users_get_the_propose() {
 
 #[tokio::test]
 async fn direct_initiate_off_keeps_jmi() {
-    let mut bed = Bed::start("direct_initiate = false").await;
+    let mut bed = Bed::start("direct_initiate = false", "").await;
     bed.device_online(&rtp_features(false));
     let out = bed.incoming().await;
     assert!(has_propose(&out), "{out:?}");
@@ -343,7 +179,7 @@ async fn direct_initiate_off_keeps_jmi() {
 /// `setup` (passive: the device answered active) and our candidates.
 #[tokio::test]
 async fn device_ice_restart_is_answered_with_new_credentials_and_the_same_fingerprint() {
-    let mut bed = Bed::start("").await;
+    let mut bed = Bed::start("", "").await;
     bed.device_online(&rtp_features(false));
     let out = bed.incoming().await;
     let (_, initiate) = jingles(&out, JingleAction::SessionInitiate)
@@ -394,12 +230,7 @@ async fn device_ice_restart_is_answered_with_new_credentials_and_the_same_finger
     );
     // Our answer, once the media driver restarted.
     let answer = loop {
-        let input = tokio::time::timeout(WAIT, bed.inputs.recv())
-            .await
-            .expect("the media driver restarts ICE")
-            .expect("channel open");
-        bed.calls.handle_input(bed.now, input);
-        let out = bed.flush();
+        let (out, _) = bed.next_input("the media driver restarts ICE").await;
         if let Some((to, j)) = jingles(&out, JingleAction::TransportInfo).pop() {
             assert_eq!(to, DEVICE);
             break j;
