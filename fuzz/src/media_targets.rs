@@ -170,6 +170,7 @@ fn leg(codec: Codec, pt: u8, te: u8, security: Security, ssrc: u32) -> LegConfig
         codec,
         payload_type: pt,
         telephone_event: Some(te),
+        extra_telephone_events: Vec::new(),
         security,
         ssrc,
     }

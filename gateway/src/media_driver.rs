@@ -142,8 +142,14 @@ pub struct ClientMedia {
     /// Its RTP payload type.
     pub payload_type: u8,
     /// Payload type of `telephone-event` ([RFC 4733](https://www.rfc-editor.org/rfc/rfc4733))
-    /// at the codec's clock rate (48 kHz with Opus), if negotiated.
+    /// at the codec's clock rate (48 kHz with Opus), if negotiated. What we send to the
+    /// client uses this one (INTEROP.md E.7).
     pub telephone_event: Option<u8>,
+    /// The client's other `telephone-event` payload types as `(payload type, clock rate
+    /// in Hz)`: accepted on receive, durations converted from their own clock, and relayed
+    /// to the trunk on its telephone-event (see `media::LegConfig::extra_telephone_events`).
+    /// Chromium answers Opus keeping `telephone-event/8000` too and sends digits on it.
+    pub extra_telephone_events: Vec<(u8, u32)>,
     /// DTLS-SRTP parameters; `None` for plain RTP, accepted only with
     /// `media::Config::allow_unencrypted_client`.
     pub dtls: Option<ClientDtls>,

@@ -82,6 +82,7 @@ fn make_call(
         codec: client_codec.0,
         payload_type: client_codec.1,
         telephone_event: None,
+        extra_telephone_events: Vec::new(),
         security: Security::Sdes {
             local: key(1),
             remote: key(2),
@@ -92,6 +93,7 @@ fn make_call(
         codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: None,
+        extra_telephone_events: Vec::new(),
         security: Security::Sdes {
             local: key(3),
             remote: key(4),

@@ -146,6 +146,15 @@ pub struct LegConfig {
     /// Payload type of telephone-event ([RFC 4733](https://www.rfc-editor.org/rfc/rfc4733)) at the
     /// codec's clock rate, if negotiated.
     pub telephone_event: Option<u8>,
+    /// Other telephone-event payload types the peer may send on this leg, each with its
+    /// own clock rate in Hz (the unit of the event duration,
+    /// [RFC 4733 §2.5.1.4](https://www.rfc-editor.org/rfc/rfc4733#section-2.5.1.4)). They
+    /// are accepted on receive and relayed to the other leg on its own
+    /// [`telephone_event`](Self::telephone_event), durations converted; we never send on
+    /// them. libwebrtc (Chromium, Conversations) keeps both `telephone-event/8000` and
+    /// `telephone-event/48000` of an offer and may send digits on the 8 kHz one while
+    /// its audio is Opus; the RTP timestamps stay in the codec's clock. Default: empty.
+    pub extra_telephone_events: Vec<(u8, u32)>,
     /// Media protection.
     pub security: Security,
     /// Our SSRC on this leg (from the caller's seeded RNG).

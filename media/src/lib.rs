@@ -26,6 +26,7 @@
 //! # let their_fp = cert.fingerprint();
 //! let client = LegConfig {
 //!     codec: Codec::Opus, payload_type: 111, telephone_event: Some(110),
+//!     extra_telephone_events: vec![(101, 8000)],
 //!     security: Security::Dtls {
 //!         role: DtlsRole::from_local_setup(Setup::answer(Setup::Actpass))?,
 //!         remote_fingerprint: their_fp,
@@ -34,6 +35,7 @@
 //! };
 //! let trunk = LegConfig {
 //!     codec: Codec::Pcmu, payload_type: 0, telephone_event: Some(101),
+//!     extra_telephone_events: Vec::new(),
 //!     security: Security::Plain, ssrc: 0x2222,
 //! };
 //! let now = Instant::now();

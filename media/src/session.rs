@@ -396,7 +396,7 @@ impl Session {
                     out_clock,
                 },
                 in_ssrc: None,
-                relay: EventRelay::new(in_clock, out_clock),
+                relay: EventRelay::new(out_clock),
                 marker_pending: true,
             })
         };
@@ -709,8 +709,8 @@ impl Session {
             return;
         };
         let is_audio = h.payload_type == src.cfg.payload_type;
-        let is_event = Some(h.payload_type) == src.cfg.telephone_event;
-        if !is_audio && !is_event {
+        let event_clock = event_clock(&src.cfg, h.payload_type);
+        if !is_audio && event_clock.is_none() {
             src.stats.rx.dropped += 1;
             return;
         }
@@ -763,8 +763,8 @@ impl Session {
                         ts,
                         payload,
                     );
-                } else if let Some(pt) = dst.cfg.telephone_event {
-                    match path.relay.relay(h.timestamp, payload) {
+                } else if let (Some(pt), Some(in_clock)) = (dst.cfg.telephone_event, event_clock) {
+                    match path.relay.relay(h.timestamp, in_clock, payload) {
                         Some(r) => {
                             for c in 0..r.copies {
                                 emit(
@@ -814,10 +814,10 @@ impl Session {
             return;
         };
         while let Some(Released { entry, lost_before }) = tc.reorder.pop(now) {
-            if Some(entry.pt) == src.cfg.telephone_event {
+            if let Some(in_clock) = event_clock(&src.cfg, entry.pt) {
                 if let (Some(pt), Some(r)) = (
                     dst.cfg.telephone_event,
-                    path.relay.relay(entry.ts, &entry.payload),
+                    path.relay.relay(entry.ts, in_clock, &entry.payload),
                 ) {
                     let ts = path.mapper.map(entry.ts).wrapping_add(r.ts_offset);
                     for c in 0..r.copies {
@@ -855,6 +855,23 @@ impl Session {
             tc.reorder.recycle(entry.payload);
         }
     }
+}
+
+/// The clock rate in Hz of telephone-event payload type `pt` on a leg (its own
+/// [`LegConfig::telephone_event`] runs at the codec's clock, the
+/// [`LegConfig::extra_telephone_events`] at theirs), `None` if `pt` is not one. The
+/// audio payload type is always audio, whatever the signalling reused it for.
+fn event_clock(cfg: &LegConfig, pt: u8) -> Option<u32> {
+    if pt == cfg.payload_type {
+        return None;
+    }
+    if Some(pt) == cfg.telephone_event {
+        return Some(cfg.codec.clock_rate());
+    }
+    cfg.extra_telephone_events
+        .iter()
+        .find(|(p, _)| *p == pt)
+        .map(|(_, clock)| *clock)
 }
 
 fn count_srtp_error(stats: &mut LegStats, e: &Error) {

@@ -82,6 +82,7 @@ fn scenario(client_codec: Codec, client_pt: u8, reorder_and_lose: bool) -> Scena
         codec,
         payload_type,
         telephone_event: None,
+        extra_telephone_events: Vec::new(),
         security: Security::Sdes {
             local: key(local),
             remote: key(remote),

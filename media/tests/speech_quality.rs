@@ -174,6 +174,7 @@ fn speech_through_opus_pcmu_opus_keeps_its_content() {
         codec: Codec::Opus,
         payload_type: 111,
         telephone_event: None,
+        extra_telephone_events: Vec::new(),
         security: Security::Sdes {
             local: k(1),
             remote: k(2),
@@ -184,6 +185,7 @@ fn speech_through_opus_pcmu_opus_keeps_its_content() {
         codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: None,
+        extra_telephone_events: Vec::new(),
         security: Security::Plain,
         ssrc: 2,
     };

@@ -455,6 +455,7 @@ fn connect(
             codec,
             payload_type: pt,
             telephone_event: Some(te),
+            extra_telephone_events: Vec::new(),
             dtls: Some(ClientDtls {
                 local_setup,
                 remote_fingerprint: fingerprint,

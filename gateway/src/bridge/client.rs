@@ -281,6 +281,7 @@ impl ClientOffer {
             codec: choice.codec,
             payload_type: choice.payload_type,
             telephone_event: choice.telephone_event,
+            extra_telephone_events: extra_events(&self.telephone_events, choice.telephone_event),
             dtls: self.fingerprint.map(|remote_fingerprint| ClientDtls {
                 local_setup: self.answer_setup,
                 remote_fingerprint,
@@ -301,6 +302,20 @@ fn payload_type(codec: Codec, id: u8) -> PayloadType {
         });
     }
     pt
+}
+
+/// The client's `telephone-event` payload types other than `main` (the one at the
+/// codec's clock rate), as `(payload type, clock rate)` for
+/// [`ClientMedia::extra_telephone_events`]: libwebrtc answers Opus keeping both our
+/// telephone-events and then sends digits on the 8 kHz one.
+fn extra_events(events: &[(u32, u8)], main: Option<u8>) -> Vec<(u8, u32)> {
+    let mut extra: Vec<(u8, u32)> = Vec::new();
+    for &(rate, pt) in events {
+        if Some(pt) != main && !extra.iter().any(|(p, _)| *p == pt) {
+            extra.push((pt, rate));
+        }
+    }
+    extra
 }
 
 fn telephone_event_pt(id: u8, clock_rate: u32) -> PayloadType {
@@ -399,7 +414,9 @@ impl ClientAnswer {
     /// Reads the client's `session-accept` of the offer we built with
     /// [`inbound_offer_content`] named `content_name`: the first codec it lists among
     /// PCMU, PCMA and Opus (Dino answers exactly one), `telephone-event` at that codec's
-    /// clock rate, and our DTLS role from its `setup` (`active` → we are `passive`,
+    /// clock rate (every other `telephone-event` it kept goes to
+    /// [`ClientMedia::extra_telephone_events`]: Chromium answers Opus and sends digits on
+    /// `telephone-event/8000`), and our DTLS role from its `setup` (`active` → we are `passive`,
     /// `passive` → `active`; absent means `active`,
     /// [RFC 4145 §4](https://www.rfc-editor.org/rfc/rfc4145#section-4)).
     ///
@@ -436,11 +453,13 @@ impl ClientAnswer {
             ));
         }
         let clock = first.codec.clock_rate();
+        let telephone_event = events.iter().find(|(r, _)| *r == clock).map(|(_, pt)| *pt);
         Ok(Self {
             media: ClientMedia {
                 codec: first.codec,
                 payload_type: first.pt,
-                telephone_event: events.iter().find(|(r, _)| *r == clock).map(|(_, pt)| *pt),
+                telephone_event,
+                extra_telephone_events: extra_events(&events, telephone_event),
                 dtls: fingerprint.map(|remote_fingerprint| ClientDtls {
                     local_setup: Setup::answer(their_setup),
                     remote_fingerprint,

@@ -162,6 +162,13 @@ fn conversations_offer_choices() {
     assert_eq!(media.codec, Codec::Opus);
     assert_eq!(media.payload_type, 111);
     assert_eq!(media.telephone_event, Some(110));
+    // The offer's telephone-event/8000 is accepted on receive too.
+    assert_eq!(media.extra_telephone_events, [(126, 8000)]);
+    let g711 = offer.client_media(&offer.choose(&passthrough(), Some(Codec::Pcmu)));
+    assert_eq!(
+        (g711.telephone_event, g711.extra_telephone_events),
+        (Some(126), vec![(110, 48000)])
+    );
     let dtls = media.dtls.unwrap();
     assert_eq!(dtls.local_setup, Setup::Active);
     assert_eq!(Some(dtls.remote_fingerprint), offer.fingerprint);
@@ -466,6 +473,45 @@ fn conversations_accept_gives_client_media() {
     assert_eq!(answer.candidates[0].addr, addr("192.168.1.23:50500"));
 }
 
+/// Chromium's answer to our inbound offer: Opus, keeping both our telephone-events
+/// (101 at 8 kHz, 110 at 48 kHz). Its RTCDTMFSender then sends on 101, so both are kept:
+/// 110 (the codec's clock) to send on, 101 as an extra to receive on.
+#[test]
+fn answer_with_both_telephone_events_keeps_both() {
+    let mut j = fixture("conversations_accept_inbound.xml");
+    let Some(Application::Rtp(d)) = j.contents[0].description.as_mut() else {
+        panic!("no rtp description");
+    };
+    d.payload_types = vec![
+        jingle::PayloadType::new(111, "opus", 48000),
+        jingle::PayloadType::new(101, "telephone-event", 8000),
+        jingle::PayloadType::new(110, "telephone-event", 48000),
+    ];
+    let answer = ClientAnswer::parse(&j, INBOUND_CONTENT_NAME, &strict()).unwrap();
+    assert_eq!(
+        (
+            answer.media.codec,
+            answer.media.payload_type,
+            answer.media.telephone_event
+        ),
+        (Codec::Opus, 111, Some(110))
+    );
+    assert_eq!(answer.media.extra_telephone_events, [(101, 8000)]);
+    // A G.711 answer with both: 101 to send on, 110 (48 kHz durations) as the extra.
+    let Some(Application::Rtp(d)) = j.contents[0].description.as_mut() else {
+        unreachable!()
+    };
+    d.payload_types[0] = jingle::PayloadType::new(0, "PCMU", 8000);
+    let answer = ClientAnswer::parse(&j, INBOUND_CONTENT_NAME, &strict()).unwrap();
+    assert_eq!(
+        (
+            answer.media.telephone_event,
+            answer.media.extra_telephone_events
+        ),
+        (Some(101), vec![(110, 48000)])
+    );
+}
+
 #[test]
 fn stanzajs_captured_accept_gives_client_media() {
     let answer =
@@ -477,6 +523,11 @@ fn stanzajs_captured_accept_gives_client_media() {
             answer.media.telephone_event
         ),
         (Codec::Opus, 111, Some(110))
+    );
+    // Every other telephone-event it kept, each with its own clock.
+    assert_eq!(
+        answer.media.extra_telephone_events,
+        [(112, 32000), (113, 16000), (126, 8000)]
     );
     assert_eq!(answer.media.dtls.unwrap().local_setup, Setup::Passive);
     let addrs: Vec<SocketAddr> = answer.candidates.iter().map(|c| c.addr).collect();

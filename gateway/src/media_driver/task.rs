@@ -425,6 +425,7 @@ impl State {
             codec: c.codec,
             payload_type: c.payload_type,
             telephone_event: c.telephone_event,
+            extra_telephone_events: c.extra_telephone_events.clone(),
             security,
             ssrc: self.rng.next_u32(),
         };
@@ -432,6 +433,7 @@ impl State {
             codec: t.codec,
             payload_type: t.payload_type,
             telephone_event: t.telephone_event,
+            extra_telephone_events: Vec::new(),
             security: t.security,
             ssrc: self.rng.next_u32(),
         };

@@ -43,6 +43,7 @@ fn client_media(setup: Setup, peer: &LocalDescription) -> ClientMedia {
         codec: Codec::Opus,
         payload_type: 111,
         telephone_event: Some(110),
+        extra_telephone_events: Vec::new(),
         dtls: Some(ClientDtls {
             local_setup: setup,
             remote_fingerprint: peer.fingerprint,
@@ -461,6 +462,7 @@ async fn trunk_rtcp_is_muxed_until_the_trunk_uses_port_plus_one() {
         codec: Codec::Pcmu,
         payload_type: 0,
         telephone_event: None,
+        extra_telephone_events: Vec::new(),
         dtls: Some(ClientDtls {
             local_setup: Setup::Active,
             remote_fingerprint: other.fingerprint(),
@@ -552,6 +554,7 @@ async fn ice_checks_are_answered_while_the_session_is_built() {
         codec: Codec::Opus,
         payload_type: 111,
         telephone_event: Some(110),
+        extra_telephone_events: Vec::new(),
         dtls: Some(ClientDtls {
             local_setup: Setup::Passive,
             remote_fingerprint: ld.fingerprint,

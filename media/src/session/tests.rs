@@ -91,6 +91,18 @@ impl Harness {
         wrong_fp: bool,
         trunk_security: Security,
     ) -> Self {
+        Self::with_client_events(client_codec, trunk_codec, wrong_fp, trunk_security, vec![])
+    }
+
+    /// Like [`Harness::new`], with `extra` as the client leg's
+    /// [`LegConfig::extra_telephone_events`].
+    fn with_client_events(
+        client_codec: (Codec, u8, Option<u8>),
+        trunk_codec: (Codec, u8, Option<u8>),
+        wrong_fp: bool,
+        trunk_security: Security,
+        extra: Vec<(u8, u32)>,
+    ) -> Self {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(42);
         let ours = Certificate::generate(&mut rng).unwrap();
         let theirs = Certificate::generate(&mut rng).unwrap();
@@ -104,6 +116,7 @@ impl Harness {
             codec: client_codec.0,
             payload_type: client_codec.1,
             telephone_event: client_codec.2,
+            extra_telephone_events: extra,
             security: Security::Dtls {
                 role: DtlsRole::Client,
                 remote_fingerprint: expected,
@@ -114,6 +127,7 @@ impl Harness {
             codec: trunk_codec.0,
             payload_type: trunk_codec.1,
             telephone_event: trunk_codec.2,
+            extra_telephone_events: Vec::new(),
             security: trunk_security.clone(),
             ssrc: 0x5e55_0002,
         };
@@ -473,7 +487,7 @@ fn lost_opus_packet_is_recovered_and_reordered_packets_are_sorted() {
         h.feed_client(pkts[i].clone());
         h.advance(Duration::from_millis(20));
     }
-    h.advance(Duration::from_millis(200));
+
     // Every 20 ms slot reaches the trunk, in order, the lost one filled from FEC.
     assert_eq!(h.to_trunk.len(), 30);
     check_dense(&h.to_trunk, 160);
@@ -545,6 +559,136 @@ fn telephone_events_are_relayed_with_clock_conversion_and_three_end_packets() {
         .map(|(_, p)| u16::from_be_bytes([p[2], p[3]]))
         .collect();
     assert_eq!(back, [960, 4800, 4800, 4800]);
+}
+
+/// The client's PT for `telephone-event/8000` while its audio is Opus (libwebrtc keeps it
+/// from our offer and sends digits on it).
+const CLIENT_TE_8000: u8 = 126;
+
+/// What libwebrtc sends for one 100 ms key on `telephone-event/8000` with Opus audio:
+/// three end packets at the stream's 48 kHz timestamp, duration 800 (8 kHz ticks). Returns
+/// the client's event timestamp.
+fn send_end_only_key(h: &mut Harness, key: u8) -> u32 {
+    let ts = h.client.ts;
+    for i in 0..3 {
+        h.client.ts = ts;
+        let p = h
+            .client
+            .rtp(CLIENT_TE_8000, i == 0, &[key, 0x8a, 0x03, 0x20], 0);
+        h.feed_client(p);
+    }
+    ts
+}
+
+/// The trunk's copy of an end-only key: marker on the first packet, the end three times,
+/// one timestamp, `duration` ticks; returns that timestamp.
+fn check_end_only_key(pkts: &[&(RtpHeader, Vec<u8>)], key: u8, duration: u16) -> u32 {
+    assert_eq!(pkts.len(), 3, "the end three times: {pkts:?}");
+    assert!(pkts[0].0.marker && !pkts[1].0.marker && !pkts[2].0.marker);
+    for (x, p) in pkts {
+        assert_eq!(x.timestamp, pkts[0].0.timestamp);
+        assert_eq!(
+            (p[0], p[1], u16::from_be_bytes([p[2], p[3]])),
+            (key, 0x8a, duration)
+        );
+    }
+    pkts[0].0.timestamp
+}
+
+#[test]
+fn client_events_on_the_8_khz_pt_of_an_opus_leg_reach_a_pcmu_trunk_1_to_1() {
+    let mut h = Harness::with_client_events(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+        vec![(CLIENT_TE_8000, 8000)],
+    );
+    h.connect();
+    assert!(h.s.is_transcoding());
+    let mut enc = Encoder::new(Codec::Opus, &OpusSettings::default()).unwrap();
+    let mut buf = [0u8; 400];
+    let n = enc.encode(&tone(960, 440.0, 0), &mut buf).unwrap();
+    let p = h.client.rtp(OPUS_PT, true, &buf[..n], 960);
+    h.feed_client(p);
+    let audio_ts = h.to_trunk[0].0.timestamp;
+    let client_ts = send_end_only_key(&mut h, 4);
+    let events: Vec<_> = h
+        .to_trunk
+        .iter()
+        .filter(|(x, _)| x.payload_type == PCMU_TE)
+        .collect();
+    let ts = check_end_only_key(&events, 4, 800);
+    // The 48 kHz timestamp went through the audio mapping: 960 ticks = 160 at 8 kHz.
+    assert_eq!(ts, audio_ts.wrapping_add(160));
+    for w in h.to_trunk.windows(2) {
+        assert_eq!(w[1].0.sequence, w[0].0.sequence.wrapping_add(1));
+    }
+    // Events on the leg's own 48 kHz PT still work, with their own clock.
+    h.client.ts = client_ts.wrapping_add(4800);
+    let p = h.client.rtp(OPUS_TE, true, &[9, 0x8a, 0x12, 0xc0], 0);
+    h.feed_client(p);
+
+    let nine: Vec<_> = h
+        .to_trunk
+        .iter()
+        .filter(|(x, p)| x.payload_type == PCMU_TE && p[0] == 9)
+        .collect();
+    assert_eq!(nine.len(), 3);
+    assert_eq!(u16::from_be_bytes([nine[0].1[2], nine[0].1[3]]), 800);
+    // What we send to the client stays on its 48 kHz PT.
+    let p = h.trunk.rtp(PCMU_TE, true, &[1, 0x8a, 0x03, 0x20], 0);
+    h.feed_trunk(p);
+    let back: Vec<_> = h
+        .to_client
+        .iter()
+        .filter(|(x, _)| x.payload_type != OPUS_PT)
+        .map(|(x, p)| (x.payload_type, u16::from_be_bytes([p[2], p[3]])))
+        .collect();
+    assert_eq!(back, [(OPUS_TE, 4800); 3]);
+    // Unknown PTs are still dropped.
+    let sent = h.to_trunk.len();
+    let p = h.client.rtp(99, true, &[4, 0x8a, 0x03, 0x20], 0);
+    h.feed_client(p);
+    h.advance(Duration::from_millis(200));
+    assert_eq!(h.to_trunk.len(), sent);
+}
+
+/// Passthrough needs the same codec on both legs: an Opus trunk whose telephone-event
+/// runs at 48 kHz. The client's 8 kHz event durations are scaled ×6 for it; the
+/// timestamp keeps the passthrough mapping.
+#[test]
+fn client_events_on_the_8_khz_pt_cross_the_passthrough_path() {
+    let mut h = Harness::with_client_events(
+        opus_client(OPUS_PT),
+        (Codec::Opus, 96, Some(PCMU_TE)),
+        false,
+        Security::Plain,
+        vec![(CLIENT_TE_8000, 8000)],
+    );
+    h.connect();
+    assert!(!h.s.is_transcoding());
+    let p = h.client.rtp(OPUS_PT, true, &[0xf8, 0xff, 0xfe], 960);
+    h.feed_client(p);
+    let audio_ts = h.to_trunk[0].0.timestamp;
+    send_end_only_key(&mut h, 11);
+    let events: Vec<_> = h
+        .to_trunk
+        .iter()
+        .filter(|(x, _)| x.payload_type == PCMU_TE)
+        .collect();
+    let ts = check_end_only_key(&events, 11, 4800);
+    assert_eq!(ts, audio_ts.wrapping_add(960));
+    let last_event_seq = events[2].0.sequence;
+    // Sequence numbers stay dense although the client sent 3 and we 3 (no gap, no overlap).
+    for w in h.to_trunk.windows(2) {
+        assert_eq!(w[1].0.sequence, w[0].0.sequence.wrapping_add(1));
+    }
+    let p = h.client.rtp(OPUS_PT, false, &[0xf8, 0xff, 0xfe], 960);
+    h.feed_client(p);
+    let last = h.to_trunk.last().unwrap();
+    assert_eq!(last.0.payload_type, 96);
+    assert_eq!(last.0.sequence, last_event_seq.wrapping_add(1));
 }
 
 #[test]
@@ -757,7 +901,7 @@ fn jitter_buffer_adapts_on_the_transcoding_path_and_is_in_the_stats() {
         h.advance((base + at).saturating_duration_since(h.now));
         h.feed_trunk(pkts[i].clone());
     }
-    h.advance(Duration::from_millis(200));
+
     assert_eq!(h.to_client.len(), 200);
     check_dense(&h.to_client, 960);
     let jb = h.s.stats(Leg::Trunk).rx.jitter_buffer.expect("transcoding");
