@@ -42,8 +42,8 @@ use e2e_support::{
 };
 use testbed::ports::{free_port, free_port_range, is_listening};
 use testbed::{
-    Candidates, Engine, Gateway, GatewayConfig, Namespace, Prosody, RtpEvent, Scratch, Sipp,
-    Tshark, WebrtcClient, WebrtcConfig,
+    Candidates, Engine, Gateway, GatewayConfig, Namespace, Process, Prosody, RtpEvent, Scratch,
+    Sipp, Tshark, WebrtcClient, WebrtcConfig,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -54,6 +54,53 @@ const GAP_MS: u64 = 70;
 const ONE_PACKET_8K: i64 = 160;
 /// What the trunk (baresip) sends back.
 const TRUNK_DIGITS: &str = "0123456789*#";
+
+/// A `tshark` capture of the gateway's SIP port and media port range.
+fn capture_gateway(scratch: &Scratch, gateway: &Gateway) -> Tshark {
+    let sip_port = gateway.sip_port();
+    let (lo, hi) = gateway.media_ports();
+    let filter = format!("udp and (port {sip_port} or portrange {lo}-{hi})");
+    Tshark::start(scratch, "gateway", &filter, LIMIT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The gateway with its trunk at `trunk_port`, transcoding (Opus to the client), once it
+/// joined Prosody and its SIP side runs.
+fn transcoding_gateway(scratch: &Scratch, prosody: &mut Prosody, trunk_port: u16) -> Gateway {
+    let mut config = GatewayConfig {
+        time_limit: LIMIT,
+        ..GatewayConfig::default()
+    };
+    config.set("sip.trunks.0.port", trunk_port);
+    config.set("media.prefer_g711_passthrough", false);
+    let mut gateway = Gateway::start(scratch, prosody, &config).expect("gateway starts");
+    prosody
+        .wait_component_authenticated(0, WAIT)
+        .expect("the gateway joins Prosody");
+    gateway
+        .wait_for_log("sip user agent running", WAIT)
+        .expect("the gateway's SIP side starts");
+    gateway
+}
+
+/// alice's client settings: `engine`, our tone, renomination munged in (Conversations).
+fn alice_config(prosody: &Prosody, engine: Engine) -> WebrtcConfig {
+    let mut config = WebrtcConfig::new(prosody.jid("alice"), "alice-pw");
+    config.engine = engine;
+    config.tone_hz = CLIENT_HZ;
+    config.candidates = Candidates::Inline;
+    config.renomination = true;
+    config.time_limit = LIMIT;
+    config
+}
+
+/// `alice` calls the test number through `gateway` (JMI) and waits for the answer.
+fn call_number(alice: &mut WebrtcClient, prosody: &Prosody, gateway: &mut Gateway) {
+    let callee = format!("{NUMBER}@{}", prosody.component_domain());
+    alice.call(&callee, true).expect("call");
+    alice
+        .wait_for("accepted", WAIT)
+        .unwrap_or_else(|e| panic!("not answered: {e}\n{}", gateway.process().log_tail(40)));
+}
 
 /// Sends `digits` with `insertDTMF` and waits for the end of the sequence; returns the
 /// tones `tonechange` reported, each with its time in the page (ms).
@@ -249,25 +296,13 @@ fn client_dtmf_to_trunk(name: &str, codecs: &[&str], codec: &str, te_clock: u32)
     let t0 = Instant::now();
     let mut bed = start_bed(name, LIMIT).unwrap_or_else(|e| panic!("{e}"));
     let sip_port = bed.gateway.sip_port();
-    let (lo, hi) = bed.gateway.media_ports();
-    let filter = format!("udp and (port {sip_port} or portrange {lo}-{hi})");
-    let mut capture =
-        Tshark::start(&bed.scratch, "gateway", &filter, LIMIT).unwrap_or_else(|e| panic!("{e}"));
+    let mut capture = capture_gateway(&bed.scratch, &bed.gateway);
 
-    let mut config = WebrtcConfig::new(bed.prosody.jid("alice"), "alice-pw");
-    config.engine = Engine::Chromium;
-    config.tone_hz = CLIENT_HZ;
-    config.candidates = Candidates::Inline;
-    config.renomination = true;
-    config.time_limit = LIMIT;
+    let mut config = alice_config(&bed.prosody, Engine::Chromium);
     config.codecs = codecs.iter().map(|c| (*c).to_owned()).collect();
     let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &config)
         .unwrap_or_else(|e| panic!("the Chromium client did not log in: {e}"));
-    let callee = format!("{NUMBER}@{}", bed.prosody.component_domain());
-    alice.call(&callee, true).expect("call");
-    alice
-        .wait_for("accepted", WAIT)
-        .unwrap_or_else(|e| panic!("not answered: {e}\n{}", bed.gateway.process().log_tail(40)));
+    call_number(&mut alice, &bed.prosody, &mut bed.gateway);
     let client_heard_hz =
         hears_tone(&mut alice, PHONE_HZ).unwrap_or_else(|e| panic!("client side: {e}"));
     let stats = alice.stats().expect("stats");
@@ -444,6 +479,30 @@ fn client_dtmf_to_trunk(name: &str, codecs: &[&str], codec: &str, te_clock: u32)
     }
 }
 
+/// baresip with its `ctrl_tcp` interface (for `/sndcode`), started with `args`: the
+/// process, its SIP port and its control port. Retried on a port race, up to 3 times.
+fn baresip_with_ctrl(dir: &std::path::Path, args: &[&str]) -> (Process, u16, u16) {
+    let mut attempt = 0;
+    loop {
+        // baresip listens for SIP on `port` and SIP over TLS on `port + 1`.
+        let (port, ctrl) = (free_port_range(2), free_port());
+        let extra = format!("module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n");
+        match baresip_with_config(dir, port, LIMIT, args, &extra) {
+            Ok(p) if is_listening(ctrl) => return (p, port, ctrl),
+            Ok(p) if attempt < 3 => {
+                eprintln!(
+                    "baresip's ctrl_tcp did not listen on {ctrl}:\n{}",
+                    p.log_tail(10)
+                );
+                attempt += 1;
+            }
+            Ok(p) => panic!("baresip's ctrl_tcp did not listen:\n{}", p.log_tail(20)),
+            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// Sends `/sndcode DIGITS` to baresip over its `ctrl_tcp` interface (JSON in a
 /// netstring) and returns its reply.
 fn baresip_sndcode(ctrl_port: u16, digits: &str) -> String {
@@ -468,55 +527,14 @@ fn trunk_rfc4733_reaches_the_opus_client_as_dtmf_tones() {
         .register("alice", "alice-pw")
         .expect("register alice");
     let phone_dir = scratch.subdir("baresip").expect("subdir");
-    let mut attempt = 0;
-    let (phone, phone_port, ctrl_port) = loop {
-        // baresip listens for SIP on `port` and SIP over TLS on `port + 1`.
-        let (port, ctrl) = (free_port_range(2), free_port());
-        let extra = format!("module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n");
-        match baresip_with_config(&phone_dir, port, LIMIT, &[], &extra) {
-            Ok(p) if is_listening(ctrl) => break (p, port, ctrl),
-            Ok(p) if attempt < 3 => {
-                eprintln!(
-                    "baresip's ctrl_tcp did not listen on {ctrl}:\n{}",
-                    p.log_tail(10)
-                );
-                attempt += 1;
-            }
-            Ok(p) => panic!("baresip's ctrl_tcp did not listen:\n{}", p.log_tail(20)),
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => panic!("{e}"),
-        }
-    };
-    let mut config = GatewayConfig {
-        time_limit: LIMIT,
-        ..GatewayConfig::default()
-    };
-    config.set("sip.trunks.0.port", phone_port);
-    config.set("media.prefer_g711_passthrough", false);
-    let mut gateway = Gateway::start(&scratch, &prosody, &config).expect("gateway starts");
-    prosody
-        .wait_component_authenticated(0, WAIT)
-        .expect("the gateway joins Prosody");
-    gateway
-        .wait_for_log("sip user agent running", WAIT)
-        .expect("the gateway's SIP side starts");
+    let (phone, phone_port, ctrl_port) = baresip_with_ctrl(&phone_dir, &[]);
+    let mut gateway = transcoding_gateway(&scratch, &mut prosody, phone_port);
     let sip_port = gateway.sip_port();
-    let (lo, hi) = gateway.media_ports();
-    let filter = format!("udp and (port {sip_port} or portrange {lo}-{hi})");
-    let mut capture =
-        Tshark::start(&scratch, "gateway", &filter, LIMIT).unwrap_or_else(|e| panic!("{e}"));
+    let mut capture = capture_gateway(&scratch, &gateway);
 
-    let mut cc = WebrtcConfig::new(prosody.jid("alice"), "alice-pw");
-    cc.tone_hz = CLIENT_HZ;
-    cc.candidates = Candidates::Inline;
-    cc.renomination = true;
-    cc.time_limit = LIMIT;
-    let mut alice = WebrtcClient::start(&scratch, &prosody, &cc).expect("client logs in");
-    let callee = format!("{NUMBER}@{}", prosody.component_domain());
-    alice.call(&callee, true).expect("call");
-    alice
-        .wait_for("accepted", WAIT)
-        .unwrap_or_else(|e| panic!("not answered: {e}\n{}", gateway.process().log_tail(40)));
+    let mut alice = WebrtcClient::start(&scratch, &prosody, &alice_config(&prosody, Engine::Wrtc))
+        .expect("client logs in");
+    call_number(&mut alice, &prosody, &mut gateway);
     let client_heard_hz =
         hears_tone(&mut alice, PHONE_HZ).unwrap_or_else(|e| panic!("client side: {e}"));
     let reply = baresip_sndcode(ctrl_port, TRUNK_DIGITS);
@@ -665,39 +683,17 @@ fn inbound_call_dtmf_both_ways_with_chromium() {
     let t0 = Instant::now();
     let mut bed = start_bed("e2e-dtmf-inbound", LIMIT).unwrap_or_else(|e| panic!("{e}"));
     let sip_port = bed.gateway.sip_port();
-    let (lo, hi) = bed.gateway.media_ports();
-    let filter = format!("udp and (port {sip_port} or portrange {lo}-{hi})");
-    let mut capture =
-        Tshark::start(&bed.scratch, "gateway", &filter, LIMIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut config = WebrtcConfig::new(bed.prosody.jid("alice"), "alice-pw");
-    config.engine = Engine::Chromium;
-    config.tone_hz = CLIENT_HZ;
-    config.renomination = true;
-    config.time_limit = LIMIT;
+    let mut capture = capture_gateway(&bed.scratch, &bed.gateway);
+    let mut config = alice_config(&bed.prosody, Engine::Chromium);
+    // The callee's candidates go inline only if the caller advertises rfc3264.
+    config.candidates = Candidates::Auto;
     let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &config)
         .unwrap_or_else(|e| panic!("the Chromium client did not log in: {e}"));
 
     // The caller: a second baresip with ctrl_tcp, dialing the DID.
     let caller_dir = bed.scratch.subdir("caller").expect("subdir");
     let dial = format!("/dial sip:+15551230001@127.0.0.1:{sip_port}");
-    let mut attempt = 0;
-    let (caller, ctrl_port) = loop {
-        let (port, ctrl) = (free_port_range(2), free_port());
-        let extra = format!("module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n");
-        match baresip_with_config(&caller_dir, port, LIMIT, &["-e", &dial], &extra) {
-            Ok(p) if is_listening(ctrl) => break (p, ctrl),
-            Ok(p) if attempt < 3 => {
-                eprintln!(
-                    "baresip's ctrl_tcp did not listen on {ctrl}:\n{}",
-                    p.log_tail(10)
-                );
-                attempt += 1;
-            }
-            Ok(p) => panic!("baresip's ctrl_tcp did not listen:\n{}", p.log_tail(20)),
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let (caller, _, ctrl_port) = baresip_with_ctrl(&caller_dir, &["-e", &dial]);
     let incoming = alice.wait_for("incoming", WAIT).unwrap_or_else(|e| {
         panic!(
             "no call reached the client: {e}\n--- caller ---\n{}\n--- gateway ---\n{}",
@@ -904,35 +900,12 @@ fn trunk_events_without_audio_are_relayed_to_the_opus_client() {
         .register("alice", "alice-pw")
         .expect("register alice");
     let mut sipp = Sipp::uas(&scratch, "uas_dtmf_events_only.xml").expect("sipp starts");
-    let mut config = GatewayConfig {
-        time_limit: LIMIT,
-        ..GatewayConfig::default()
-    };
-    config.set("sip.trunks.0.port", sipp.port());
-    config.set("media.prefer_g711_passthrough", false);
-    let mut gateway = Gateway::start(&scratch, &prosody, &config).expect("gateway starts");
-    prosody
-        .wait_component_authenticated(0, WAIT)
-        .expect("the gateway joins Prosody");
-    gateway
-        .wait_for_log("sip user agent running", WAIT)
-        .expect("the gateway's SIP side starts");
+    let mut gateway = transcoding_gateway(&scratch, &mut prosody, sipp.port());
     let sip_port = gateway.sip_port();
-    let (lo, hi) = gateway.media_ports();
-    let filter = format!("udp and (port {sip_port} or portrange {lo}-{hi})");
-    let mut capture =
-        Tshark::start(&scratch, "gateway", &filter, LIMIT).unwrap_or_else(|e| panic!("{e}"));
-    let mut cc = WebrtcConfig::new(prosody.jid("alice"), "alice-pw");
-    cc.tone_hz = CLIENT_HZ;
-    cc.candidates = Candidates::Inline;
-    cc.renomination = true;
-    cc.time_limit = LIMIT;
-    let mut alice = WebrtcClient::start(&scratch, &prosody, &cc).expect("client logs in");
-    let callee = format!("{NUMBER}@{}", prosody.component_domain());
-    alice.call(&callee, true).expect("call");
-    alice
-        .wait_for("accepted", WAIT)
-        .unwrap_or_else(|e| panic!("not answered: {e}\n{}", gateway.process().log_tail(40)));
+    let mut capture = capture_gateway(&scratch, &gateway);
+    let mut alice = WebrtcClient::start(&scratch, &prosody, &alice_config(&prosody, Engine::Wrtc))
+        .expect("client logs in");
+    call_number(&mut alice, &prosody, &mut gateway);
     // SIPp starts 1.5 s after the ACK and plays for 4.8 s.
     let heard = heard_digits(&mut alice, PCAP_DIGITS.len(), Duration::from_secs(9));
     let stats = alice.stats().expect("stats");
