@@ -43,7 +43,7 @@ use e2e_support::{
 use testbed::ports::{free_port, free_port_range, is_listening};
 use testbed::{
     Candidates, Engine, Gateway, GatewayConfig, Namespace, Process, Prosody, RtpEvent, Scratch,
-    Sipp, Tshark, WebrtcClient, WebrtcConfig,
+    SipSdp, Sipp, Tshark, WebrtcClient, WebrtcConfig,
 };
 
 const LIMIT: Duration = Duration::from_secs(120);
@@ -54,6 +54,41 @@ const GAP_MS: u64 = 70;
 const ONE_PACKET_8K: i64 = 160;
 /// What the trunk (baresip) sends back.
 const TRUNK_DIGITS: &str = "0123456789*#";
+
+/// Which way an RTP packet went relative to a port.
+#[derive(Clone, Copy)]
+enum Direction {
+    /// Sent to the port.
+    To,
+    /// Sent from the port.
+    From,
+}
+
+/// The trunk's 200 (with SDP) to the gateway at `sip_port`, as captured: its
+/// telephone-event/8000 payload type and its audio port.
+fn trunk_answer(sdps: &[SipSdp], sip_port: u16) -> (u8, u16) {
+    let answer = sdps
+        .iter()
+        .find(|s| s.status == 200 && s.dst_port == sip_port)
+        .unwrap_or_else(|| panic!("no 200 with SDP from the trunk in {sdps:?}"));
+    let pt = answer
+        .telephone_event_pt(8000)
+        .expect("the trunk answers telephone-event/8000");
+    (pt, answer.audio_port().expect("m=audio in the 200"))
+}
+
+/// The captured telephone-event packets of payload type `pt` sent to or from `port`.
+fn events_at(capture: &Tshark, port: u16, pt: u8, direction: Direction) -> Vec<RtpEvent> {
+    capture
+        .rtp_events(port, pt)
+        .expect("tshark reads RTP")
+        .into_iter()
+        .filter(|p| match direction {
+            Direction::To => p.dst_port == port,
+            Direction::From => p.src_port == port,
+        })
+        .collect()
+}
 
 /// A `tshark` capture of the gateway's SIP port and media port range.
 fn capture_gateway(scratch: &Scratch, gateway: &Gateway) -> Tshark {
@@ -344,23 +379,11 @@ fn client_dtmf_to_trunk(name: &str, codecs: &[&str], codec: &str, te_clock: u32)
         .iter()
         .find(|s| s.method == "INVITE" && s.src_port == sip_port)
         .unwrap_or_else(|| panic!("no INVITE with SDP from the gateway in {sdps:?}"));
-    let answer = sdps
-        .iter()
-        .find(|s| s.status == 200 && s.dst_port == sip_port)
-        .unwrap_or_else(|| panic!("no 200 with SDP from baresip in {sdps:?}"));
     let offered_pt = offer
         .telephone_event_pt(8000)
         .expect("the INVITE offers telephone-event/8000");
-    let pt = answer
-        .telephone_event_pt(8000)
-        .expect("baresip answers telephone-event/8000");
-    let trunk_port = answer.audio_port().expect("m=audio in the 200");
-    let packets: Vec<RtpEvent> = capture
-        .rtp_events(trunk_port, pt)
-        .expect("tshark reads RTP")
-        .into_iter()
-        .filter(|p| p.dst_port == trunk_port)
-        .collect();
+    let (pt, trunk_port) = trunk_answer(&sdps, sip_port);
+    let packets = events_at(&capture, trunk_port, pt, Direction::To);
     let audio_packets = capture.rtp_count(trunk_port, 0).expect("tshark reads RTP");
     let evs = events(&packets);
     let keys: String = evs.iter().map(|e| e[0].key()).collect();
@@ -568,20 +591,8 @@ fn trunk_rfc4733_reaches_the_opus_client_as_dtmf_tones() {
     drop(phone);
 
     let sdps = capture.sdp(sip_port).expect("tshark reads SIP");
-    let answer = sdps
-        .iter()
-        .find(|s| s.status == 200 && s.dst_port == sip_port)
-        .unwrap_or_else(|| panic!("no 200 with SDP from baresip in {sdps:?}"));
-    let pt = answer
-        .telephone_event_pt(8000)
-        .expect("baresip answers telephone-event/8000");
-    let trunk_port = answer.audio_port().expect("m=audio in the 200");
-    let sent: Vec<RtpEvent> = capture
-        .rtp_events(trunk_port, pt)
-        .expect("tshark reads RTP")
-        .into_iter()
-        .filter(|p| p.src_port == trunk_port)
-        .collect();
+    let (pt, trunk_port) = trunk_answer(&sdps, sip_port);
+    let sent = events_at(&capture, trunk_port, pt, Direction::From);
     let sent_events = events(&sent);
     let sent_keys: String = sent_events.iter().map(|e| e[0].key()).collect();
     let sent_summary: Vec<String> = sent_events
@@ -747,19 +758,8 @@ fn inbound_call_dtmf_both_ways_with_chromium() {
         .telephone_event_pt(8000)
         .expect("the gateway answers telephone-event/8000");
     let caller_port = offer.audio_port().expect("m=audio in the INVITE");
-    let all = capture
-        .rtp_events(caller_port, offered_pt)
-        .expect("tshark reads RTP");
-    let to_caller: Vec<RtpEvent> = all
-        .iter()
-        .filter(|p| p.dst_port == caller_port)
-        .cloned()
-        .collect();
-    let from_caller: Vec<RtpEvent> = all
-        .iter()
-        .filter(|p| p.src_port == caller_port)
-        .cloned()
-        .collect();
+    let to_caller = events_at(&capture, caller_port, offered_pt, Direction::To);
+    let from_caller = events_at(&capture, caller_port, offered_pt, Direction::From);
     let (to_evs, from_evs) = (events(&to_caller), events(&from_caller));
     let keys = |evs: &[Vec<RtpEvent>]| evs.iter().map(|e| e[0].key()).collect::<String>();
     let client_pt: u8 = client_te
@@ -925,20 +925,8 @@ fn trunk_events_without_audio_are_relayed_to_the_opus_client() {
     alice.quit();
 
     let sdps = capture.sdp(sip_port).expect("tshark reads SIP");
-    let answer = sdps
-        .iter()
-        .find(|s| s.status == 200 && s.dst_port == sip_port)
-        .unwrap_or_else(|| panic!("no 200 with SDP from SIPp in {sdps:?}"));
-    let pt = answer
-        .telephone_event_pt(8000)
-        .expect("SIPp answers telephone-event/8000");
-    let sipp_port = answer.audio_port().expect("m=audio in the 200");
-    let sent: Vec<RtpEvent> = capture
-        .rtp_events(sipp_port, pt)
-        .expect("tshark reads RTP")
-        .into_iter()
-        .filter(|p| p.src_port == sipp_port)
-        .collect();
+    let (pt, sipp_port) = trunk_answer(&sdps, sip_port);
+    let sent = events_at(&capture, sipp_port, pt, Direction::From);
     let sent_evs = events(&sent);
     let out: Vec<testbed::RtpPacket> = capture
         .rtp_packets(client_port, client_pt)
