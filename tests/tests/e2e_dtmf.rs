@@ -502,37 +502,53 @@ fn client_dtmf_to_trunk(name: &str, codecs: &[&str], codec: &str, te_clock: u32)
     }
 }
 
-/// baresip with its `ctrl_tcp` interface (for `/sndcode`), started with `args`: the
-/// process, its SIP port and its control port. Retried on a port race, up to 3 times.
-fn baresip_with_ctrl(dir: &std::path::Path, args: &[&str]) -> (Process, u16, u16) {
+/// baresip with its `ctrl_tcp` interface (for `dial` and `sndcode`): the process, its
+/// SIP port and its control port. baresip binds its SIP port before its `ctrl_tcp`
+/// module listens, and on a loaded machine the gap is seconds, so this waits for the
+/// listener up to [`WAIT`]. Retried with fresh ports on a port race, up to 3 times. It
+/// never dials: a retried start must not leave a second call behind, so a caller dials
+/// through [`baresip_ctrl`] once this returned.
+fn baresip_with_ctrl(dir: &std::path::Path) -> (Process, u16, u16) {
     let mut attempt = 0;
     loop {
         // baresip listens for SIP on `port` and SIP over TLS on `port + 1`.
         let (port, ctrl) = (free_port_range(2), free_port());
         let extra = format!("module_app ctrl_tcp.so\nctrl_tcp_listen 127.0.0.1:{ctrl}\n");
-        match baresip_with_config(dir, port, LIMIT, args, &extra) {
-            Ok(p) if is_listening(ctrl) => return (p, port, ctrl),
-            Ok(p) if attempt < 3 => {
+        match baresip_with_config(dir, port, LIMIT, &[], &extra) {
+            Ok(mut p) => {
+                let deadline = Instant::now() + WAIT;
+                while !is_listening(ctrl) && Instant::now() < deadline && p.check_running().is_ok()
+                {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if is_listening(ctrl) {
+                    return (p, port, ctrl);
+                }
+                if attempt >= 3 {
+                    panic!(
+                        "baresip's ctrl_tcp did not listen on {ctrl}:\n{}",
+                        p.log_tail(20)
+                    );
+                }
                 eprintln!(
-                    "baresip's ctrl_tcp did not listen on {ctrl}:\n{}",
+                    "baresip's ctrl_tcp did not listen on {ctrl} within {WAIT:?}:\n{}",
                     p.log_tail(10)
                 );
                 attempt += 1;
             }
-            Ok(p) => panic!("baresip's ctrl_tcp did not listen:\n{}", p.log_tail(20)),
             Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
             Err(e) => panic!("{e}"),
         }
     }
 }
 
-/// Sends `/sndcode DIGITS` to baresip over its `ctrl_tcp` interface (JSON in a
-/// netstring) and returns its reply.
-fn baresip_sndcode(ctrl_port: u16, digits: &str) -> String {
+/// Sends one command to baresip over its `ctrl_tcp` interface (JSON in a netstring,
+/// for example `sndcode` with the digits, or `dial` with a SIP URI) and returns its reply.
+fn baresip_ctrl(ctrl_port: u16, command: &str, params: &str) -> String {
     let mut tcp = TcpStream::connect(("127.0.0.1", ctrl_port)).expect("baresip ctrl_tcp");
     tcp.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("read timeout");
-    let json = format!(r#"{{"command":"sndcode","params":"{digits}","token":"dtmf"}}"#);
+    let json = format!(r#"{{"command":"{command}","params":"{params}","token":"{command}"}}"#);
     tcp.write_all(format!("{}:{json},", json.len()).as_bytes())
         .expect("write ctrl_tcp");
     let mut reply = vec![0u8; 4096];
@@ -550,7 +566,7 @@ fn trunk_rfc4733_reaches_the_opus_client_as_dtmf_tones() {
         .register("alice", "alice-pw")
         .expect("register alice");
     let phone_dir = scratch.subdir("baresip").expect("subdir");
-    let (phone, phone_port, ctrl_port) = baresip_with_ctrl(&phone_dir, &[]);
+    let (phone, phone_port, ctrl_port) = baresip_with_ctrl(&phone_dir);
     let mut gateway = transcoding_gateway(&scratch, &mut prosody, phone_port);
     let sip_port = gateway.sip_port();
     let mut capture = capture_gateway(&scratch, &gateway);
@@ -560,19 +576,8 @@ fn trunk_rfc4733_reaches_the_opus_client_as_dtmf_tones() {
     call_number(&mut alice, &prosody, &mut gateway);
     let client_heard_hz =
         hears_tone(&mut alice, PHONE_HZ).unwrap_or_else(|e| panic!("client side: {e}"));
-    let reply = baresip_sndcode(ctrl_port, TRUNK_DIGITS);
-    let mut heard = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while heard.len() < TRUNK_DIGITS.len() && Instant::now() < deadline {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match alice.wait_for("dtmf_heard", left) {
-            Ok(e) => heard.push((
-                e.str("digit").unwrap_or("?").to_owned(),
-                e.f64("duration_ms").unwrap_or(0.0),
-            )),
-            Err(_) => break,
-        }
-    }
+    let reply = baresip_ctrl(ctrl_port, "sndcode", TRUNK_DIGITS);
+    let heard = heard_digits(&mut alice, TRUNK_DIGITS.len(), Duration::from_secs(15));
     let stats = alice.stats().expect("stats");
     let client_te: Vec<String> = stats["remote_rtpmap"]
         .as_array()
@@ -649,6 +654,13 @@ fn trunk_rfc4733_reaches_the_opus_client_as_dtmf_tones() {
 
 /// The DTMF keys `client` hears (its `dtmf_heard` events), until `want` keys or
 /// `timeout`; each with how long it lasted (ms).
+///
+/// The client reports a key when its tone stops, which is at the sender's first end
+/// packet; the sender repeats that end packet twice more, 20 ms apart (RFC 4733
+/// §2.5.1.4), and those are still on their way. The call must not be hung up before
+/// they pass the gateway, or the packet counts on the two legs differ by the ones that
+/// reached the gateway after the client's session-terminate. So this waits
+/// [`END_PACKETS_SETTLE`] after the last key before it returns.
 fn heard_digits(client: &mut WebrtcClient, want: usize, timeout: Duration) -> Vec<(String, f64)> {
     let mut heard = Vec::new();
     let deadline = Instant::now() + timeout;
@@ -662,8 +674,14 @@ fn heard_digits(client: &mut WebrtcClient, want: usize, timeout: Duration) -> Ve
             Err(_) => break,
         }
     }
+    std::thread::sleep(END_PACKETS_SETTLE);
     heard
 }
+
+/// How long the last key's repeated end packets need to reach the client after it heard
+/// the key: two more packets 20 ms apart, the jitter of a loaded 2-core machine, and
+/// margin.
+const END_PACKETS_SETTLE: Duration = Duration::from_millis(500);
 
 /// One line per event: key, start timestamp, packets, marker, end packets, final duration.
 fn summary(evs: &[Vec<RtpEvent>]) -> String {
@@ -703,8 +721,13 @@ fn inbound_call_dtmf_both_ways_with_chromium() {
 
     // The caller: a second baresip with ctrl_tcp, dialing the DID.
     let caller_dir = bed.scratch.subdir("caller").expect("subdir");
-    let dial = format!("/dial sip:+15551230001@127.0.0.1:{sip_port}");
-    let (caller, _, ctrl_port) = baresip_with_ctrl(&caller_dir, &["-e", &dial]);
+    let (caller, _, ctrl_port) = baresip_with_ctrl(&caller_dir);
+    let dialled = baresip_ctrl(
+        ctrl_port,
+        "dial",
+        &format!("sip:+15551230001@127.0.0.1:{sip_port}"),
+    );
+    assert!(dialled.contains("\"ok\":true"), "baresip's dial: {dialled}");
     let incoming = alice.wait_for("incoming", WAIT).unwrap_or_else(|e| {
         panic!(
             "no call reached the client: {e}\n--- caller ---\n{}\n--- gateway ---\n{}",
@@ -734,7 +757,7 @@ fn inbound_call_dtmf_both_ways_with_chromium() {
     let tones = send_digits(&mut alice, TRUNK_DIGITS);
     std::thread::sleep(Duration::from_millis(500));
     // Caller → client.
-    let reply = baresip_sndcode(ctrl_port, TRUNK_DIGITS);
+    let reply = baresip_ctrl(ctrl_port, "sndcode", TRUNK_DIGITS);
     let heard = heard_digits(&mut alice, TRUNK_DIGITS.len(), Duration::from_secs(15));
     alice.hangup("success").expect("hangup");
     capture.stop();
