@@ -1,4 +1,5 @@
-//! Starts our gateway binary (`jingle-sip-gateway`) against the test bed's Prosody.
+//! Starts our gateway binary (`jingle-sip-gateway`) against the test bed's XMPP server
+//! (Prosody or ejabberd, see [`XmppServer`]).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::ports::{free_port, free_port_range};
 use crate::process::{Process, ProcessBuilder};
-use crate::{Error, Prosody, Result, Scratch};
+use crate::{Error, Result, Scratch, XmppServer};
 
 /// Number of media (RTP) ports given to each gateway instance.
 pub const MEDIA_PORTS: u16 = 100;
@@ -58,11 +59,12 @@ pub fn env_name(key: &str) -> String {
     name
 }
 
-/// A running gateway, connected (or connecting) to a [`Prosody`] as its component.
+/// A running gateway, connected (or connecting) to an [`XmppServer`] ([`crate::Prosody`]
+/// or [`crate::Ejabberd`]) as its component.
 /// Dropping it kills it by pid.
 ///
 /// The harness sets, through environment overrides: `xmpp.server` = 127.0.0.1,
-/// `xmpp.port` / `xmpp.domain` / `xmpp.secret` from the Prosody instance, fresh free
+/// `xmpp.port` / `xmpp.domain` / `xmpp.secret` from the server, fresh free
 /// `sip.port` and `sip.tls_port`, and a free block of [`MEDIA_PORTS`] media ports.
 #[derive(Debug)]
 pub struct Gateway {
@@ -83,8 +85,12 @@ impl Gateway {
     /// # Errors
     /// [`Error::Missing`] if the binary is not built, [`Error::Io`] on file errors,
     /// [`Error::Exited`] if it exits at once (e.g. a config error, in its log).
-    pub fn start(scratch: &Scratch, prosody: &Prosody, config: &GatewayConfig) -> Result<Self> {
-        let prepared = Prepared::new(scratch, prosody, config)?;
+    pub fn start<S: XmppServer + ?Sized>(
+        scratch: &Scratch,
+        server: &S,
+        config: &GatewayConfig,
+    ) -> Result<Self> {
+        let prepared = Prepared::new(scratch, server, config)?;
         let mut builder = ProcessBuilder::new("gateway", &prepared.binary)
             .arg("--config")
             .arg(&prepared.config_path)
@@ -113,12 +119,12 @@ impl Gateway {
     ///
     /// # Errors
     /// [`Error::Missing`] if the binary is not built, [`Error::Io`] if it cannot run.
-    pub fn check_config(
+    pub fn check_config<S: XmppServer + ?Sized>(
         scratch: &Scratch,
-        prosody: &Prosody,
+        server: &S,
         config: &GatewayConfig,
     ) -> Result<(bool, String)> {
-        let prepared = Prepared::new(scratch, prosody, config)?;
+        let prepared = Prepared::new(scratch, server, config)?;
         let out = std::process::Command::new("timeout")
             .arg("--signal=KILL")
             .arg("20")
@@ -214,7 +220,11 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(scratch: &Scratch, prosody: &Prosody, config: &GatewayConfig) -> Result<Self> {
+    fn new<S: XmppServer + ?Sized>(
+        scratch: &Scratch,
+        server: &S,
+        config: &GatewayConfig,
+    ) -> Result<Self> {
         let binary = crate::paths::gateway_binary()?;
         let dir = scratch.subdir("gateway")?;
         let config_path = dir.join("gateway.toml");
@@ -234,9 +244,9 @@ impl Prepared {
         let media_ports = (media_min, media_min + MEDIA_PORTS - 1);
         let mut keys: BTreeMap<String, String> = BTreeMap::new();
         keys.insert("xmpp.server".into(), "127.0.0.1".into());
-        keys.insert("xmpp.port".into(), prosody.component_port().to_string());
-        keys.insert("xmpp.domain".into(), prosody.component_domain().into());
-        keys.insert("xmpp.secret".into(), prosody.component_secret().into());
+        keys.insert("xmpp.port".into(), server.component_port().to_string());
+        keys.insert("xmpp.domain".into(), server.component_domain().into());
+        keys.insert("xmpp.secret".into(), server.component_secret().into());
         keys.insert("sip.port".into(), sip_port.to_string());
         keys.insert("sip.tls_port".into(), sip_tls_port.to_string());
         keys.insert("media.port_min".into(), media_ports.0.to_string());

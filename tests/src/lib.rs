@@ -7,7 +7,9 @@
 //! a per-test [`Scratch`] directory that is kept when the test fails. Ports come from
 //! [`ports::free_port`], so tests run in parallel.
 //!
-//! Peers: [`Prosody`] (the XMPP server, with our component's port), [`WebrtcClient`]
+//! Peers: [`Prosody`] (the XMPP server, with our component's port) or [`Ejabberd`]
+//! (the second server the gateway supports; both implement [`XmppServer`], which is
+//! what the clients and the gateway take), [`WebrtcClient`]
 //! (StanzaJS + libwebrtc behaving like Conversations, in `tests/peers/webrtc/`) and
 //! [`Gateway`] (our built binary, configured from `deploy/testbed.toml`). Other peers
 //! (SIPp, baresip, Kamailio, libnice) are started with [`ProcessBuilder`] directly.
@@ -49,6 +51,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod ejabberd;
 mod error;
 mod gateway;
 mod namespace;
@@ -56,17 +59,21 @@ pub mod paths;
 pub mod ports;
 mod process;
 mod prosody;
+pub mod recording;
 mod scratch;
+mod server;
 mod sipp;
 mod tshark;
 pub mod webrtc;
 
+pub use ejabberd::{Ejabberd, EjabberdConfig};
 pub use error::{Error, Result};
 pub use gateway::{env_name, Gateway, GatewayConfig, MEDIA_PORTS};
 pub use namespace::{Namespace, HOW_TO_RUN};
 pub use process::{log_tail, run_bounded, Process, ProcessBuilder, Stdout};
 pub use prosody::{Prosody, ProsodyConfig};
 pub use scratch::Scratch;
+pub use server::XmppServer;
 pub use sipp::Sipp;
 pub use tshark::{RtpEvent, RtpPacket, SipSdp, Tshark};
 pub use webrtc::{

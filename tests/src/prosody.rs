@@ -401,6 +401,48 @@ Component "{component_domain}"
     }
 }
 
+impl crate::XmppServer for Prosody {
+    fn server_name(&self) -> &str {
+        "prosody"
+    }
+
+    fn domain(&self) -> &str {
+        Self::domain(self)
+    }
+
+    fn jid(&self, user: &str) -> String {
+        Self::jid(self, user)
+    }
+
+    fn component_domain(&self) -> &str {
+        Self::component_domain(self)
+    }
+
+    fn component_secret(&self) -> &str {
+        Self::component_secret(self)
+    }
+
+    fn component_port(&self) -> u16 {
+        Self::component_port(self)
+    }
+
+    fn c2s_port(&self) -> u16 {
+        Self::c2s_port(self)
+    }
+
+    fn websocket_url(&self) -> String {
+        Self::websocket_url(self)
+    }
+
+    fn bosh_url(&self) -> String {
+        Self::bosh_url(self)
+    }
+
+    fn register(&self, user: &str, password: &str) -> Result<()> {
+        Self::register(self, user, password)
+    }
+}
+
 impl Drop for Prosody {
     fn drop(&mut self) {
         self.kill();

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::process::{Process, ProcessBuilder, Stdout};
-use crate::{Error, Prosody, Result, Scratch};
+use crate::{Error, Result, Scratch, XmppServer};
 
 /// How the client sends its own ICE candidates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -238,14 +238,19 @@ pub struct WebrtcClient {
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl WebrtcClient {
-    /// Starts `node tests/peers/webrtc/client.js CONFIG` connected to `prosody` over
-    /// WebSocket (or BOSH), and waits until it is logged in and has sent presence.
+    /// Starts `node tests/peers/webrtc/client.js CONFIG` connected to `server`
+    /// ([`crate::Prosody`] or [`crate::Ejabberd`]) over WebSocket (or BOSH), and waits
+    /// until it is logged in and has sent presence.
     ///
     /// # Errors
     /// [`Error::Missing`] if `node_modules` is absent (run `scripts/install-deps`),
     /// [`Error::Io`] if node cannot be started, [`Error::TimedOut`] or
     /// [`Error::Exited`] if it does not come up.
-    pub fn start(scratch: &Scratch, prosody: &Prosody, config: &WebrtcConfig) -> Result<Self> {
+    pub fn start<S: XmppServer + ?Sized>(
+        scratch: &Scratch,
+        server: &S,
+        config: &WebrtcConfig,
+    ) -> Result<Self> {
         let dir = crate::paths::peers_dir().join("webrtc");
         if !dir.join("node_modules").join("stanza").is_dir() {
             return Err(Error::Missing {
@@ -263,9 +268,9 @@ impl WebrtcClient {
             .as_object_mut()
             .expect("config serializes to an object");
         if config.bosh {
-            obj.insert("bosh_url".into(), json!(prosody.bosh_url()));
+            obj.insert("bosh_url".into(), json!(server.bosh_url()));
         } else {
-            obj.insert("websocket_url".into(), json!(prosody.websocket_url()));
+            obj.insert("websocket_url".into(), json!(server.websocket_url()));
         }
         obj.insert("stanza_log".into(), json!(stanza_log));
         let config_path = scratch.join(format!("{name}.webrtc.json"));
