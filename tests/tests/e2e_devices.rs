@@ -15,7 +15,7 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{baresip, start_bed, tone_frequency, CLIENT_HZ, PHONE_HZ, WAIT};
-use testbed::ports::free_port;
+use testbed::ports::free_port_range;
 use testbed::{Namespace, OnPropose, Scratch, WebrtcClient, WebrtcConfig};
 
 /// alice's DID (`deploy/testbed.toml`).
@@ -58,7 +58,12 @@ fn inbound_call_rings_two_devices_one_answers_other_gets_retract() {
     let dial = format!("/dial sip:{DID}@127.0.0.1:{}", bed.gateway.sip_port());
     let mut attempt = 0;
     let caller = loop {
-        match baresip(&dir, free_port(), Duration::from_secs(60), &["-e", &dial]) {
+        match baresip(
+            &dir,
+            free_port_range(2),
+            Duration::from_secs(60),
+            &["-e", &dial],
+        ) {
             Ok(p) => break p,
             Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
             Err(e) => panic!("{e}"),
@@ -152,23 +157,14 @@ fn inbound_call_rings_two_devices_one_answers_other_gets_retract() {
     );
 
     a.hangup("success").expect("hangup");
-    let mut recording = None;
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline && recording.is_none() {
-        recording = std::fs::read_dir(&dir)
-            .expect("caller dir")
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let recording = recording.unwrap_or_else(|| {
-        panic!(
-            "the caller made no recording\n{}",
-            testbed::log_tail(caller.log_path(), 30)
-        )
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    // baresip writes the recording's final header when the call ends.
+    let recording =
+        testbed::recording::wait_complete_wav(&dir, "-dec.wav", WAIT).unwrap_or_else(|e| {
+            panic!(
+                "the caller's recording: {e}\n{}",
+                testbed::log_tail(caller.log_path(), 30)
+            )
+        });
     let phone_heard = tone_frequency(&recording).unwrap_or_else(|e| panic!("{e}"));
     eprintln!("the caller heard {phone_heard:.1} Hz");
     assert!(

@@ -30,7 +30,7 @@ use e2e_support::{
     wait_terminated, SippBed, POLL, WAIT,
 };
 use nix::sys::signal::Signal;
-use testbed::ports::free_port;
+use testbed::ports::free_port_range;
 use testbed::webrtc::OnPropose;
 use testbed::Sipp;
 
@@ -203,7 +203,7 @@ fn failover_from_503_to_the_second_trunk_completes_the_call() {
     let scratch = loopback_scratch("e2e-fail-failover");
     let mut first = Sipp::uas(&scratch, "uas_unavailable_503.xml").expect("sipp starts");
     let phone_dir = scratch.subdir("baresip").expect("subdir");
-    let phone_port = free_port();
+    let phone_port = free_port_range(2);
     let mut phone = e2e_support::baresip(&phone_dir, phone_port, Duration::from_secs(90), &[])
         .unwrap_or_else(|e| panic!("{e}"));
     let first_port = first.port();

@@ -219,18 +219,9 @@ fn client_ice_restart_keeps_the_call_and_media_moves_to_the_new_credentials() {
     );
     assert_eq!(field(&summary, "reason"), Some("\"success\""), "{summary}");
     // The phone heard the client until the end.
-    let mut recording = None;
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline && recording.is_none() {
-        recording = std::fs::read_dir(&bed.phone_dir)
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let recording = recording.unwrap_or_else(|| fail("the phone made no recording".into()));
-    std::thread::sleep(Duration::from_millis(500));
+    // baresip writes the recording's final header when the call ends.
+    let recording = testbed::recording::wait_complete_wav(&bed.phone_dir, "-dec.wav", WAIT)
+        .unwrap_or_else(|e| fail(format!("the phone's recording: {e}")));
     let phone_heard =
         tone_frequency_tail(&recording, Duration::from_secs(2)).unwrap_or_else(|e| fail(e));
     let phone_log = std::fs::read_to_string(bed.phone.log_path()).unwrap_or_default();

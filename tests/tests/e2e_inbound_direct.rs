@@ -16,7 +16,7 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{baresip, hears_tone, start_bed, tone_frequency, CLIENT_HZ, PHONE_HZ, WAIT};
-use testbed::ports::free_port;
+use testbed::ports::free_port_range;
 use testbed::{Namespace, WebrtcClient, WebrtcConfig};
 
 /// The caller's number (baresip's account in `e2e_support`).
@@ -72,7 +72,12 @@ fn a_user_without_jmi_gets_a_direct_session_initiate_and_tones_pass_both_ways() 
     let started = Instant::now();
     let mut attempt = 0;
     let caller = loop {
-        match baresip(&dir, free_port(), Duration::from_secs(60), &["-e", &dial]) {
+        match baresip(
+            &dir,
+            free_port_range(2),
+            Duration::from_secs(60),
+            &["-e", &dial],
+        ) {
             Ok(p) => break p,
             Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
             Err(e) => fail(e),
@@ -108,23 +113,14 @@ fn a_user_without_jmi_gets_a_direct_session_initiate_and_tones_pass_both_ways() 
     alice
         .hangup("success")
         .unwrap_or_else(|e| fail(format!("hangup: {e}")));
-    let mut recording = None;
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline && recording.is_none() {
-        recording = std::fs::read_dir(&dir)
-            .unwrap()
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let recording = recording.unwrap_or_else(|| {
-        fail(format!(
-            "the caller made no recording\n{}",
-            testbed::log_tail(caller.log_path(), 30)
-        ))
-    });
-    std::thread::sleep(Duration::from_millis(500));
+    // baresip writes the recording's final header when the call ends.
+    let recording =
+        testbed::recording::wait_complete_wav(&dir, "-dec.wav", WAIT).unwrap_or_else(|e| {
+            fail(format!(
+                "the caller's recording: {e}\n{}",
+                testbed::log_tail(caller.log_path(), 30)
+            ))
+        });
     let phone_heard = tone_frequency(&recording).unwrap_or_else(|e| fail(e));
     let log = std::fs::read_to_string(&gw_log).unwrap_or_default();
     let caller_log = std::fs::read_to_string(caller.log_path()).unwrap_or_default();

@@ -15,7 +15,7 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{baresip, outbound_call, Bed, CLIENT_HZ, PHONE_HZ, WAIT};
-use testbed::ports::free_port;
+use testbed::ports::{free_port, free_port_range};
 use testbed::{Gateway, GatewayConfig, Namespace, Process, ProcessBuilder, Prosody, Scratch};
 
 /// The trunk's digest password (Kamailio checks it with `pv_*_authenticate`).
@@ -69,7 +69,7 @@ fn outbound_call_through_kamailio_with_sha256_digest() {
     let phone_dir = scratch.subdir("baresip").expect("baresip dir");
     let mut attempt = 0;
     let (phone, phone_port) = loop {
-        let port = free_port();
+        let port = free_port_range(2);
         match baresip(&phone_dir, port, limit, &[]) {
             Ok(p) => break (p, port),
             Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use testbed::ports::free_port;
+use testbed::ports::free_port_range;
 use testbed::webrtc::{Event, OnPropose};
 use testbed::{
     Candidates, Gateway, GatewayConfig, Namespace, Process, ProcessBuilder, Prosody, Scratch, Sipp,
@@ -76,7 +76,7 @@ pub(crate) fn start_bed(name: &str, time_limit: Duration) -> Result<Bed, String>
     // parallel): try a few.
     let mut attempt = 0;
     let (phone, port) = loop {
-        let port = free_port();
+        let port = free_port_range(2);
         match baresip(&phone_dir, port, time_limit, &[]) {
             Ok(p) => break (p, port),
             Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
@@ -110,6 +110,10 @@ pub(crate) fn start_bed(name: &str, time_limit: Duration) -> Result<Bed, String>
 
 /// baresip as a phone answering [`NUMBER`] on `127.0.0.1:port` (auto-answer, playing a
 /// [`PHONE_HZ`] tone, recording into `dir`), bounded by `limit`; `extra`: more arguments.
+/// baresip also takes `port + 1` (SIP over TCP and TLS): get `port` from
+/// `free_port_range(2)`. Returns once baresip is ready; an error that contains
+/// "Address already in use" means another process took one of the two ports first, and
+/// the caller may retry with others.
 pub(crate) fn baresip(
     dir: &Path,
     port: u16,
@@ -158,18 +162,39 @@ pub(crate) fn baresip_with_config(
         .current_dir(dir)
         .spawn(dir)
         .map_err(|e| format!("baresip: {e}"))?;
+    // baresip binds SIP over UDP on `port`, then TCP and TLS on `port + 1`, and only
+    // then says it is ready; if a later bind fails it gives up ("ua: init failed") with
+    // the UDP port briefly bound. So wait for "baresip is ready", and report a bind
+    // failure as "Address already in use" for the callers that retry on other ports.
     let deadline = Instant::now() + WAIT;
-    while std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+    loop {
+        let log = std::fs::read_to_string(process.log_path()).unwrap_or_default();
+        if log.contains("Address already in use") || log.contains("init failed") {
+            return Err(format!(
+                "baresip could not bind 127.0.0.1:{port} or {}: Address already in use\n{}",
+                port + 1,
+                process.log_tail(10)
+            ));
+        }
+        if log.contains("baresip is ready") {
+            break;
+        }
+        if let Err(e) = process.check_running() {
+            return Err(format!("baresip exited: {e}\n{}", process.log_tail(20)));
+        }
         if Instant::now() > deadline {
             return Err(format!(
-                "baresip did not bind 127.0.0.1:{port}\n{}",
+                "baresip did not get ready on 127.0.0.1:{port} within {WAIT:?}\n{}",
                 process.log_tail(30)
             ));
         }
-        if let Err(e) = process.check_running() {
-            return Err(format!("baresip exited: {e}"));
-        }
         std::thread::sleep(Duration::from_millis(50));
+    }
+    if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        return Err(format!(
+            "baresip says it is ready but 127.0.0.1:{port} is not bound\n{}",
+            process.log_tail(30)
+        ));
     }
     Ok(process)
 }
@@ -266,24 +291,14 @@ pub(crate) fn outbound_call(bed: &mut Bed, codecs: &[&str]) -> Result<Outcome, S
         (Some(a), Some(b)) if b >= a => Some(Duration::from_secs_f64(b - a)),
         _ => None,
     };
-    // baresip writes its recording when the call ends.
-    let mut recording = None;
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline && recording.is_none() {
-        recording = std::fs::read_dir(&bed.phone_dir)
-            .map_err(|e| e.to_string())?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let recording = recording.ok_or_else(|| {
-        format!(
-            "the phone made no recording\n{}",
-            testbed::log_tail(&phone_log, 30)
-        )
-    })?;
-    std::thread::sleep(Duration::from_millis(500));
+    // baresip writes the recording's final header when the call ends.
+    let recording = testbed::recording::wait_complete_wav(&bed.phone_dir, "-dec.wav", WAIT)
+        .map_err(|e| {
+            format!(
+                "the phone's recording: {e}\n{}",
+                testbed::log_tail(&phone_log, 30)
+            )
+        })?;
     let phone_heard_hz = tone_frequency(&recording)?;
     let phone_text = std::fs::read_to_string(&phone_log).unwrap_or_default();
     // baresip reports a BYE from the far end as "session closed: Connection reset by peer".
@@ -464,7 +479,12 @@ pub(crate) fn inbound_call(bed: &mut Bed, did: &str) -> Result<InboundOutcome, S
     let started = Instant::now();
     let mut attempt = 0;
     let caller = loop {
-        match baresip(&dir, free_port(), Duration::from_secs(60), &["-e", &dial]) {
+        match baresip(
+            &dir,
+            free_port_range(2),
+            Duration::from_secs(60),
+            &["-e", &dial],
+        ) {
             Ok(p) => break p,
             Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
             Err(e) => return Err(e),
@@ -483,23 +503,13 @@ pub(crate) fn inbound_call(bed: &mut Bed, did: &str) -> Result<InboundOutcome, S
     alice
         .hangup("success")
         .map_err(|e| format!("hangup: {e}"))?;
-    let mut recording = None;
-    let deadline = Instant::now() + WAIT;
-    while Instant::now() < deadline && recording.is_none() {
-        recording = std::fs::read_dir(&dir)
-            .map_err(|e| e.to_string())?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| p.to_string_lossy().ends_with("-dec.wav"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let recording = recording.ok_or_else(|| {
+    // baresip writes the recording's final header when the call ends.
+    let recording = testbed::recording::wait_complete_wav(&dir, "-dec.wav", WAIT).map_err(|e| {
         format!(
-            "the caller made no recording\n{}",
+            "the caller's recording: {e}\n{}",
             testbed::log_tail(caller.log_path(), 30)
         )
     })?;
-    std::thread::sleep(Duration::from_millis(500));
     let phone_heard_hz = tone_frequency(&recording)?;
     let caller_log = std::fs::read_to_string(caller.log_path()).unwrap_or_default();
     let gw_log = std::fs::read_to_string(bed.gateway.process().log_path()).unwrap_or_default();
