@@ -466,9 +466,7 @@ modules:
     /// (all runs), from the log line "Accepted external component … authentication".
     #[must_use]
     pub fn component_authentications(&self) -> usize {
-        std::fs::read_to_string(self.log_path())
-            .map(|log| log.matches(COMPONENT_ACCEPTED).count())
-            .unwrap_or(0)
+        crate::server::log_count(&self.log_path(), COMPONENT_ACCEPTED)
     }
 
     /// Waits until more than `seen` component handshakes have succeeded (see
@@ -481,24 +479,15 @@ modules:
         seen: usize,
         timeout: Duration,
     ) -> Result<usize> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let n = self.component_authentications();
-            if n > seen {
-                return Ok(n);
-            }
-            if let Some(p) = self.process.as_mut() {
-                p.check_running()?;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::TimedOut {
-                    what: format!("a component handshake with ejabberd (seen {seen})"),
-                    after: timeout,
-                    context: crate::process::log_tail(&self.log_path(), 30),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = self.log_path();
+        crate::server::wait_log_count(
+            "ejabberd",
+            &log,
+            COMPONENT_ACCEPTED,
+            self.process.as_mut(),
+            seen,
+            timeout,
+        )
     }
 
     /// Kills the server's process group (`timeout`, `erl`, `beam.smp` and its port
@@ -534,42 +523,6 @@ modules:
     #[must_use]
     pub fn pid(&self) -> Option<u32> {
         self.process.as_ref().map(Process::pid)
-    }
-
-    /// `user@domain`.
-    #[must_use]
-    pub fn jid(&self, user: &str) -> String {
-        format!("{user}@{}", self.config.domain)
-    }
-
-    /// The virtual host, e.g. `localhost`.
-    #[must_use]
-    pub fn domain(&self) -> &str {
-        &self.config.domain
-    }
-
-    /// The component domain, e.g. `gw.localhost`.
-    #[must_use]
-    pub fn component_domain(&self) -> &str {
-        &self.config.component
-    }
-
-    /// The component's shared secret.
-    #[must_use]
-    pub fn component_secret(&self) -> &str {
-        &self.config.component_secret
-    }
-
-    /// The c2s (client) port on 127.0.0.1.
-    #[must_use]
-    pub fn c2s_port(&self) -> u16 {
-        self.c2s_port
-    }
-
-    /// The XEP-0114 component port on 127.0.0.1.
-    #[must_use]
-    pub fn component_port(&self) -> u16 {
-        self.component_port
     }
 
     /// The HTTP port (WebSocket and BOSH) on 127.0.0.1.
@@ -621,29 +574,31 @@ modules:
     }
 }
 
+/// The accessors the harness needs (domain, component, ports) are only here: bring
+/// [`XmppServer`] into scope to call them.
 impl XmppServer for Ejabberd {
     fn server_name(&self) -> &str {
         "ejabberd"
     }
 
     fn domain(&self) -> &str {
-        Self::domain(self)
+        &self.config.domain
     }
 
     fn component_domain(&self) -> &str {
-        Self::component_domain(self)
+        &self.config.component
     }
 
     fn component_secret(&self) -> &str {
-        Self::component_secret(self)
+        &self.config.component_secret
     }
 
     fn component_port(&self) -> u16 {
-        Self::component_port(self)
+        self.component_port
     }
 
     fn c2s_port(&self) -> u16 {
-        Self::c2s_port(self)
+        self.c2s_port
     }
 
     fn websocket_url(&self) -> String {

@@ -202,12 +202,10 @@ Component "{component_domain}"
     /// authenticated".
     #[must_use]
     pub fn component_authentications(&self) -> usize {
-        std::fs::read_to_string(self.log_path())
-            .map(|log| {
-                log.matches("External component successfully authenticated")
-                    .count()
-            })
-            .unwrap_or(0)
+        crate::server::log_count(
+            &self.log_path(),
+            "External component successfully authenticated",
+        )
     }
 
     /// Waits until more than `seen` component handshakes have succeeded (see
@@ -221,24 +219,15 @@ Component "{component_domain}"
         seen: usize,
         timeout: Duration,
     ) -> Result<usize> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let n = self.component_authentications();
-            if n > seen {
-                return Ok(n);
-            }
-            if let Some(p) = self.process.as_mut() {
-                p.check_running()?;
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::TimedOut {
-                    what: format!("a component handshake with prosody (seen {seen})"),
-                    after: timeout,
-                    context: crate::process::log_tail(&self.log_path(), 30),
-                });
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let log = self.log_path();
+        crate::server::wait_log_count(
+            "prosody",
+            &log,
+            "External component successfully authenticated",
+            self.process.as_mut(),
+            seen,
+            timeout,
+        )
     }
 
     /// Kills the server's process group with SIGKILL (by pid) and reaps it; the

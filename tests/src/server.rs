@@ -45,3 +45,45 @@ pub trait XmppServer {
     /// [`crate::Error::Peer`] if the server's admin tool fails.
     fn register(&self, user: &str, password: &str) -> crate::Result<()>;
 }
+
+/// How many lines of the server's log at `log` contain `needle` (the server's own
+/// words for a completed XEP-0114 handshake); 0 if the log cannot be read.
+pub(crate) fn log_count(log: &std::path::Path, needle: &str) -> usize {
+    std::fs::read_to_string(log)
+        .map(|text| text.matches(needle).count())
+        .unwrap_or(0)
+}
+
+/// Waits until the log at `log` holds more than `seen` lines with `needle` and returns
+/// the new count, checking that the server's `process` (if running) did not exit.
+///
+/// # Errors
+/// [`crate::Error::TimedOut`] with the log tail; [`crate::Error::Exited`] if the
+/// server died.
+pub(crate) fn wait_log_count(
+    server: &str,
+    log: &std::path::Path,
+    needle: &str,
+    mut process: Option<&mut crate::Process>,
+    seen: usize,
+    timeout: std::time::Duration,
+) -> crate::Result<usize> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let n = log_count(log, needle);
+        if n > seen {
+            return Ok(n);
+        }
+        if let Some(p) = process.as_deref_mut() {
+            p.check_running()?;
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(crate::Error::TimedOut {
+                what: format!("a component handshake with {server} (seen {seen})"),
+                after: timeout,
+                context: crate::process::log_tail(log, 30),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}

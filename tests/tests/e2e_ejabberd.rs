@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use e2e_support::{baresip, hears_tone, tone_frequency, CLIENT_HZ, DID, NUMBER, PHONE_HZ, WAIT};
 use serde_json::Value;
 use testbed::ports::free_port_range;
+use testbed::XmppServer as _;
 use testbed::{
     Candidates, Ejabberd, EjabberdConfig, Gateway, GatewayConfig, Namespace, OnPropose, Process,
     Scratch, WebrtcClient, WebrtcConfig,
