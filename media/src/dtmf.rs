@@ -28,6 +28,19 @@ pub(crate) struct Relayed {
     pub ts_offset: u32,
 }
 
+impl Relayed {
+    /// The duration field of [`Relayed::payload`], in output clock ticks (within the
+    /// current segment).
+    pub(crate) fn duration(&self) -> u32 {
+        u32::from(u16::from_be_bytes([self.payload[2], self.payload[3]]))
+    }
+
+    /// Whether this is an end packet (the E bit, RFC 4733 §2.3.2).
+    pub(crate) fn is_end(&self) -> bool {
+        self.payload[1] & 0x80 != 0
+    }
+}
+
 /// Per-direction relay state.
 #[derive(Debug)]
 pub(crate) struct EventRelay {

@@ -65,6 +65,7 @@ mod reorder;
 mod rtcp;
 pub mod rtp;
 mod session;
+mod silence;
 pub mod srtp;
 pub mod stats;
 

@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use crate::cert::Certificate;
-use crate::codec::{Decoder, Encoder, FRAME_SAMPLES, MAX_DECODED_SAMPLES};
+use crate::codec::{Codec, Decoder, Encoder, OpusSettings, FRAME_SAMPLES, MAX_DECODED_SAMPLES};
 use crate::config::{Config, LegConfig, Security};
 use crate::demux::{classify, PacketKind};
 use crate::dtls::{Dtls, DtlsEvent};
-use crate::dtmf::EventRelay;
+use crate::dtmf::{EventRelay, Relayed};
 use crate::error::{Error, PeerMisbehaved, Result};
 use crate::reorder::{Released, Reorder};
 use crate::rtcp;
 use crate::rtp::{write_header, RtpHeader, FIXED_HEADER_LEN};
+use crate::silence::{payload_ticks, Plan, Resume, SilenceFill};
 use crate::srtp::{SrtpContext, SrtpProfile};
 use crate::stats::{JitterBufferStats, LegStats, RxTracker};
 
@@ -26,6 +27,9 @@ const MAX_PAYLOAD: usize = 1275;
 const BUF_CAPACITY: usize = 1500;
 /// Free transmit buffers kept for reuse.
 const POOL_MAX: usize = 32;
+/// 20 ms of silence at 8 kHz, encoded toward the client while the trunk sends events
+/// without audio ([`crate::silence`]).
+static SILENT_PCM: [i16; FRAME_SAMPLES] = [0; FRAME_SAMPLES];
 
 /// One of the two legs of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,6 +218,8 @@ struct Path {
     in_ssrc: Option<u32>,
     relay: EventRelay,
     marker_pending: bool,
+    /// Toward the client leg only: silence while the source sends events without audio.
+    fill: Option<SilenceFill>,
 }
 
 /// The per-call media pipeline (sans-IO).
@@ -231,8 +237,12 @@ struct Path {
 /// and timestamps are rewritten with continuity across a far end's SSRC change) when both
 /// legs use the same codec, otherwise Opus ↔ G.711 transcoding at 8 kHz with 20 ms
 /// packets behind a bounded adaptive reorder/jitter buffer (see
-/// [`Config::reorder_max_delay`]). Nothing is sent on a DTLS leg before the handshake
-/// completed and the peer's fingerprint matched.
+/// [`Config::reorder_max_delay`]). RFC 4733 events are relayed with their clocks
+/// converted; while the trunk sends events without audio, 20 ms silence frames in the
+/// client leg's codec go to the client with them (libwebrtc plays events only along with
+/// audio; counted in [`SendStats::silence_frames`](crate::stats::SendStats::silence_frames)).
+/// Nothing is sent on a DTLS leg before the handshake completed and the peer's
+/// fingerprint matched.
 ///
 /// ```no_run
 /// # use std::{sync::Arc, time::Instant};
@@ -366,8 +376,9 @@ impl Session {
                 cfg,
             })
         };
-        let path = |from: &LegConfig, to: &LegConfig| -> Result<Path> {
-            let mode = if from.codec == to.codec {
+        let path = |from: &LegConfig, to: &LegConfig, to_client: bool| -> Result<Path> {
+            let passthrough = from.codec == to.codec;
+            let mode = if passthrough {
                 Mode::Passthrough { seq_offset: 0 }
             } else {
                 Mode::Transcode(Box::new(Transcoder {
@@ -387,6 +398,16 @@ impl Session {
                 }))
             };
             let (in_clock, out_clock) = (from.codec.clock_rate(), to.codec.clock_rate());
+            let fill = if to_client && to.telephone_event.is_some() {
+                let frame = if passthrough {
+                    silence_frame(to.codec, &config.opus)?
+                } else {
+                    Vec::new()
+                };
+                Some(SilenceFill::new(from.codec, to.codec, frame))
+            } else {
+                None
+            };
             Ok(Path {
                 mode,
                 mapper: Mapper {
@@ -398,9 +419,10 @@ impl Session {
                 in_ssrc: None,
                 relay: EventRelay::new(out_clock),
                 marker_pending: true,
+                fill,
             })
         };
-        let paths = [path(&client, &trunk)?, path(&trunk, &client)?];
+        let paths = [path(&client, &trunk, false)?, path(&trunk, &client, true)?];
         let cname = format!("jsg-{:08x}", rng.next_u32());
         let legs = [leg(Leg::Client, client, rng)?, leg(Leg::Trunk, trunk, rng)?];
         Ok(Self {
@@ -728,6 +750,15 @@ impl Session {
         }
         let payload = &self.scratch[h.header_len..h.header_len + h.payload_len];
         let path = &mut self.paths[a];
+        // Toward the client: the length of an audio packet (source clock ticks).
+        let audio_ticks = match path.fill.as_mut() {
+            Some(f) if is_audio => {
+                let ticks = payload_ticks(src.cfg.codec, payload);
+                f.on_audio_in(now, ticks);
+                ticks
+            }
+            _ => 0,
+        };
         if path.in_ssrc != Some(h.ssrc) {
             // A new source (first packet or the far end changed SSRC): continue our
             // sequence numbers and timestamps from where the output stream is now.
@@ -750,8 +781,19 @@ impl Session {
         match &mut path.mode {
             Mode::Passthrough { seq_offset } => {
                 let seq = h.sequence.wrapping_add(*seq_offset);
-                let ts = path.mapper.map(h.timestamp);
                 if is_audio {
+                    if !audio_resumes(
+                        path.fill.as_mut(),
+                        &mut path.mapper,
+                        &mut path.marker_pending,
+                        h.timestamp,
+                        dst,
+                        now,
+                    ) {
+                        *seq_offset = seq_offset.wrapping_sub(1);
+                        return;
+                    }
+                    let ts = path.mapper.map(h.timestamp);
                     let marker = std::mem::take(&mut path.marker_pending) | h.marker;
                     emit(
                         &mut self.out,
@@ -763,9 +805,22 @@ impl Session {
                         ts,
                         payload,
                     );
+                    if let Some(f) = path.fill.as_mut() {
+                        // Same codec both ways: the same clock.
+                        f.on_audio_out(ts.wrapping_add(audio_ticks));
+                    }
                 } else if let (Some(pt), Some(in_clock)) = (dst.cfg.telephone_event, event_clock) {
                     match path.relay.relay(h.timestamp, in_clock, payload) {
                         Some(r) => {
+                            let (start, stopped) = event_start(
+                                &mut path.mapper,
+                                path.fill.as_mut(),
+                                &r,
+                                h.timestamp,
+                                dst,
+                                now,
+                            );
+                            let ts = start.wrapping_add(r.ts_offset);
                             for c in 0..r.copies {
                                 emit(
                                     &mut self.out,
@@ -774,11 +829,28 @@ impl Session {
                                     r.marker && c == 0,
                                     pt,
                                     seq.wrapping_add(c as u16),
-                                    ts.wrapping_add(r.ts_offset),
+                                    ts,
                                     &r.payload,
                                 );
                             }
-                            *seq_offset = seq_offset.wrapping_add(r.copies as u16 - 1);
+                            let mut extra = r.copies as u16 - 1;
+                            if let Some(f) = path.fill.as_mut().filter(|_| stopped) {
+                                let plan = fill_plan(f, start, &r);
+                                for i in 0..plan.count {
+                                    extra = extra.wrapping_add(1);
+                                    emit_silence(
+                                        &mut self.out,
+                                        dst,
+                                        now,
+                                        &plan,
+                                        i,
+                                        seq.wrapping_add(extra),
+                                        f.frame_ticks(),
+                                        &f.frame,
+                                    );
+                                }
+                            }
+                            *seq_offset = seq_offset.wrapping_add(extra);
                         }
                         // A repeated end packet we already sent three times: keep the
                         // output sequence dense.
@@ -819,7 +891,9 @@ impl Session {
                     dst.cfg.telephone_event,
                     path.relay.relay(entry.ts, in_clock, &entry.payload),
                 ) {
-                    let ts = path.mapper.map(entry.ts).wrapping_add(r.ts_offset);
+                    let (start, stopped) =
+                        event_start(&mut path.mapper, path.fill.as_mut(), &r, entry.ts, dst, now);
+                    let ts = start.wrapping_add(r.ts_offset);
                     for c in 0..r.copies {
                         let seq = dst.tx.next_seq;
                         emit(
@@ -833,8 +907,31 @@ impl Session {
                             &r.payload,
                         );
                     }
+                    if let Some(f) = path.fill.as_mut().filter(|_| stopped) {
+                        let plan = fill_plan(f, start, &r);
+                        if plan.starts_stretch {
+                            // The audio before has ended: no concealment across the
+                            // stretch, and a partial frame left behind is dropped.
+                            tc.fifo.clear();
+                            tc.have_last = false;
+                        }
+                        for i in 0..plan.count {
+                            encode_silence(&mut tc.enc, &mut self.out, dst, now, &plan, i);
+                        }
+                    }
                 }
             } else {
+                if !audio_resumes(
+                    path.fill.as_mut(),
+                    &mut path.mapper,
+                    &mut path.marker_pending,
+                    entry.ts,
+                    dst,
+                    now,
+                ) {
+                    tc.reorder.recycle(entry.payload);
+                    continue;
+                }
                 if entry.marker {
                     path.marker_pending = true;
                 }
@@ -851,10 +948,162 @@ impl Session {
                     entry.ts,
                     lost_before,
                 );
+                if let (Some(f), true) = (path.fill.as_mut(), tc.have_last) {
+                    f.on_audio_out(tc.fifo_ts);
+                }
             }
             tc.reorder.recycle(entry.payload);
         }
     }
+}
+
+/// The output RTP timestamp where relayed event `r` (input timestamp `in_ts`) starts,
+/// and whether the source's audio has stopped (its packets then may need silence). The
+/// path's mapping, except toward the client (`fill`): there the event's first packet
+/// fixes its start, and a new event that would start before what was already sent while
+/// the audio has stopped moves to `dst`'s current RTP time, rebasing the mapping
+/// ([`crate::silence`]).
+fn event_start(
+    mapper: &mut Mapper,
+    fill: Option<&mut SilenceFill>,
+    r: &Relayed,
+    in_ts: u32,
+    dst: &LegState,
+    now: Instant,
+) -> (u32, bool) {
+    let mapped = mapper.map(in_ts);
+    let Some(f) = fill else {
+        return (mapped, false);
+    };
+    let stopped = f.is_audio_stopped(now);
+    let (start, moved) = f.event_start(r.marker, mapped, stopped, dst.tx.ts_at(now));
+    if moved {
+        rebase(mapper, in_ts, start);
+    }
+    (start, stopped)
+}
+
+/// The silence frames to send after relaying `r`, an event starting at output
+/// timestamp `start`: up to its start plus its duration (an end packet's own end
+/// excluded, so that resuming audio continues right there), if [`SilenceFill::wants`].
+fn fill_plan(fill: &mut SilenceFill, start: u32, r: &Relayed) -> Plan {
+    let end = start.wrapping_add(r.ts_offset).wrapping_add(r.duration());
+    let upto = if r.is_end() { end.wrapping_sub(1) } else { end };
+    if fill.wants(upto) {
+        fill.plan(start, upto)
+    } else {
+        Plan {
+            first_ts: start,
+            count: 0,
+            marker: false,
+            starts_stretch: false,
+        }
+    }
+}
+
+/// Whether an audio packet of input timestamp `in_ts` goes out on a path (false: drop
+/// it, silence toward the client already covers its RTP time); may rebase the mapping
+/// after silence ([`SilenceFill::resume`]).
+fn audio_resumes(
+    fill: Option<&mut SilenceFill>,
+    mapper: &mut Mapper,
+    marker_pending: &mut bool,
+    in_ts: u32,
+    dst: &LegState,
+    now: Instant,
+) -> bool {
+    // The steady path: no stretch, nothing to compute.
+    let Some(f) = fill.filter(|f| f.is_filling()) else {
+        return true;
+    };
+    match f.resume(mapper.map(in_ts), dst.tx.ts_at(now)) {
+        Resume::Send => true,
+        Resume::Drop => false,
+        Resume::Rebase(at) => {
+            rebase(mapper, in_ts, at);
+            *marker_pending = true;
+            true
+        }
+    }
+}
+
+/// Maps input timestamp `in_ts` to output timestamp `out_ts` from now on.
+fn rebase(mapper: &mut Mapper, in_ts: u32, out_ts: u32) {
+    tracing::debug!(
+        in_ts,
+        from = mapper.map(in_ts),
+        to = out_ts,
+        "rtp time rebased after events without audio"
+    );
+    mapper.in_base = in_ts;
+    mapper.out_base = out_ts;
+}
+
+/// Sends frame `i` of `plan` (silence frames toward the client, [`crate::silence`])
+/// encoded by the transcoding path's encoder.
+fn encode_silence(
+    enc: &mut Encoder,
+    out: &mut Output,
+    dst: &mut LegState,
+    now: Instant,
+    plan: &Plan,
+    i: u32,
+) {
+    let mut buf = out.buffer();
+    buf.resize(FIXED_HEADER_LEN + MAX_PAYLOAD, 0);
+    match enc.encode(&SILENT_PCM, &mut buf[FIXED_HEADER_LEN..]) {
+        Ok(n) => {
+            buf.truncate(FIXED_HEADER_LEN + n);
+            let ts = plan.first_ts.wrapping_add(i * dst.cfg.codec.frame_ticks());
+            if dst.tx.ready {
+                dst.stats.tx.silence_frames += 1;
+            }
+            let seq = dst.tx.next_seq;
+            let pt = dst.cfg.payload_type;
+            finish(out, dst, now, plan.marker && i == 0, pt, seq, ts, buf);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "encoder failed");
+            out.recycle(buf);
+        }
+    }
+}
+
+/// Sends frame `i` of `plan` on a passthrough path: the precomputed `frame` with
+/// sequence number `seq`.
+#[allow(clippy::too_many_arguments)]
+fn emit_silence(
+    out: &mut Output,
+    dst: &mut LegState,
+    now: Instant,
+    plan: &Plan,
+    i: u32,
+    seq: u16,
+    frame_ticks: u32,
+    frame: &[u8],
+) {
+    if dst.tx.ready {
+        dst.stats.tx.silence_frames += 1;
+    }
+    let ts = plan.first_ts.wrapping_add(i * frame_ticks);
+    let pt = dst.cfg.payload_type;
+    emit(out, dst, now, plan.marker && i == 0, pt, seq, ts, frame);
+}
+
+/// The silence payload of one 20 ms frame of `codec` for a passthrough path: G.711
+/// silence (µ-law 0xFF, A-law 0xD5), or 20 ms of zeros encoded by libopus.
+///
+/// # Errors
+/// [`Error::Local`] if libopus fails.
+fn silence_frame(codec: Codec, opus: &OpusSettings) -> Result<Vec<u8>> {
+    let mut enc = Encoder::new(codec, opus)?;
+    let mut buf = vec![0u8; MAX_PAYLOAD];
+    // The second frame: the encoder's steady state for silence.
+    enc.encode(&SILENT_PCM, &mut buf)?;
+    let n = enc.encode(&SILENT_PCM, &mut buf)?;
+    buf.truncate(n);
+    buf.shrink_to_fit();
+    Ok(buf)
 }
 
 /// The clock rate in Hz of telephone-event payload type `pt` on a leg (its own

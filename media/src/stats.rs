@@ -70,6 +70,9 @@ pub struct SendStats {
     pub bytes: u64,
     /// Packets not sent because DTLS had not completed.
     pub dropped_before_dtls: u64,
+    /// Silence frames sent toward the client while the trunk sent telephone-events
+    /// without audio (counted in `packets` too; [`Session`](crate::Session) docs).
+    pub silence_frames: u64,
     /// RTCP packets sent.
     pub rtcp_packets: u64,
 }

@@ -4,7 +4,8 @@
 //! shim; this workspace forbids `unsafe`) counts every Rust heap allocation made on this
 //! thread while a session pair in memory carries N packets each way: SRTP unprotect,
 //! jitter buffer, decode, encode, SRTP protect, RTCP reports out and in, with reordering
-//! and a lost packet on the transcoding path. libopus is C and allocates nothing after
+//! and a lost packet on the transcoding path; and while the trunk sends RFC 4733 events
+//! without audio, so that silence frames go to the client along with them. libopus is C and allocates nothing after
 //! `opus_{en,de}coder_create` (its scratch memory is on the stack), so this counts what
 //! our code could allocate.
 #![allow(clippy::disallowed_methods)] // tests anchor virtual time at Instant::now()
@@ -75,13 +76,41 @@ struct Scenario {
     rounds: Vec<Vec<(Leg, Vec<u8>)>>,
 }
 
-fn scenario(client_codec: Codec, client_pt: u8, reorder_and_lose: bool) -> Scenario {
+/// The trunk's telephone-event payload type when it sends events without audio.
+const TRUNK_TE: u8 = 101;
+/// Rounds (20 ms each) per key when the trunk sends events without audio: 10 packets
+/// (7 updates 20 ms apart, the end 3 times), then 200 ms without packets.
+const KEY_ROUNDS: usize = 20;
+
+/// The trunk's packet for round `r` when it sends events without audio: `None` between
+/// keys, else a key's event (payload) with its RTP timestamp.
+fn trunk_event(r: usize) -> Option<([u8; 4], u32)> {
+    let (key, p) = (r / KEY_ROUNDS, r % KEY_ROUNDS);
+    if p >= 10 {
+        return None;
+    }
+    let end = p >= 7;
+    let d = (160 * p.min(7) as u16).to_be_bytes();
+    let flags = if end { 0x80 | 10 } else { 10 };
+    Some((
+        [(key % 12) as u8, flags, d[0], d[1]],
+        (key * KEY_ROUNDS * 160) as u32,
+    ))
+}
+
+fn scenario(
+    client_codec: Codec,
+    client_pt: u8,
+    reorder_and_lose: bool,
+    trunk_events_only: bool,
+) -> Scenario {
     let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(11);
     let cert = Certificate::generate(&mut rng).unwrap();
-    let leg = |codec, payload_type, local, remote, ssrc| LegConfig {
+    let te = |pt: u8| trunk_events_only.then_some(pt);
+    let leg = |codec, payload_type, telephone_event, local, remote, ssrc| LegConfig {
         codec,
         payload_type,
-        telephone_event: None,
+        telephone_event,
         extra_telephone_events: Vec::new(),
         security: Security::Sdes {
             local: key(local),
@@ -89,8 +118,13 @@ fn scenario(client_codec: Codec, client_pt: u8, reorder_and_lose: bool) -> Scena
         },
         ssrc,
     };
-    let client = leg(client_codec, client_pt, 1, 2, CLIENT_SSRC);
-    let trunk = leg(Codec::Pcmu, 0, 3, 4, TRUNK_SSRC);
+    let client_te = te(if client_codec == Codec::Opus {
+        110
+    } else {
+        TRUNK_TE
+    });
+    let client = leg(client_codec, client_pt, client_te, 1, 2, CLIENT_SSRC);
+    let trunk = leg(Codec::Pcmu, 0, te(TRUNK_TE), 3, 4, TRUNK_SSRC);
     let session = Session::new(
         Arc::new(Config::default()),
         &cert,
@@ -109,6 +143,7 @@ fn scenario(client_codec: Codec, client_pt: u8, reorder_and_lose: bool) -> Scena
     opus.set_packet_loss_perc(10).unwrap();
     let total = WARMUP + MEASURED;
     let mut rounds: Vec<Vec<(Leg, Vec<u8>)>> = (0..total).map(|_| Vec::new()).collect();
+    let mut trunk_seq = 0u16;
     for (r, round) in rounds.iter_mut().enumerate() {
         let seq = r as u16;
         let client_payload: Vec<u8> = match client_codec {
@@ -137,16 +172,29 @@ fn scenario(client_codec: Codec, client_pt: u8, reorder_and_lose: bool) -> Scena
             .iter()
             .map(|&s| media::g711::ulaw_encode(s))
             .collect();
-        let t = rtp(
-            &mut trunk_far,
-            0,
-            seq,
-            r as u32 * 160,
-            FAR_TRUNK_SSRC,
-            &pcmu,
-        );
         round.push((Leg::Client, c));
-        round.push((Leg::Trunk, t));
+        if !trunk_events_only {
+            let t = rtp(
+                &mut trunk_far,
+                0,
+                seq,
+                r as u32 * 160,
+                FAR_TRUNK_SSRC,
+                &pcmu,
+            );
+            round.push((Leg::Trunk, t));
+        } else if let Some((event, ts)) = trunk_event(r) {
+            let t = rtp(
+                &mut trunk_far,
+                TRUNK_TE,
+                trunk_seq,
+                ts,
+                FAR_TRUNK_SSRC,
+                &event,
+            );
+            trunk_seq = trunk_seq.wrapping_add(1);
+            round.push((Leg::Trunk, t));
+        }
         if r % 100 == 50 {
             round.push((
                 Leg::Client,
@@ -219,7 +267,7 @@ fn assert_steady_state_does_not_allocate(client_codec: Codec, client_pt: u8, reo
     let Scenario {
         mut session,
         rounds,
-    } = scenario(client_codec, client_pt, reorder);
+    } = scenario(client_codec, client_pt, reorder, false);
     let start = Instant::now();
     drive(&mut session, &rounds, start, 0..WARMUP);
     let mut counts = Counts::default();
@@ -264,6 +312,47 @@ fn passthrough_steady_state_does_not_allocate() {
 #[test]
 fn transcoding_steady_state_does_not_allocate() {
     assert_steady_state_does_not_allocate(Codec::Opus, 111, true);
+}
+
+/// The trunk sends events without audio (a 200 ms key every 400 ms): every event packet
+/// relayed to the client brings silence frames along ([`media::stats::SendStats::silence_frames`]),
+/// without allocating once warm.
+fn assert_events_without_audio_do_not_allocate(client_codec: Codec, client_pt: u8) {
+    let Scenario {
+        mut session,
+        rounds,
+    } = scenario(client_codec, client_pt, false, true);
+    let start = Instant::now();
+    drive(&mut session, &rounds, start, 0..WARMUP);
+    let before = session.stats(Leg::Client).tx.silence_frames;
+    let mut counts = Counts::default();
+    let info = allocation_counter::measure(|| {
+        counts = drive(&mut session, &rounds, start, WARMUP..WARMUP + MEASURED);
+    });
+    let silence = session.stats(Leg::Client).tx.silence_frames - before;
+    // Per key: 7 updates and 3 end packets, and silence over its 140 ms (7 frames).
+    let keys = (MEASURED / KEY_ROUNDS) as u64;
+    assert_eq!(silence, keys * 7, "{client_codec:?}: {counts:?}");
+    assert_eq!(
+        counts.rtp[0],
+        keys * (10 + 7),
+        "{client_codec:?}: {counts:?}"
+    );
+    assert_eq!(
+        info.count_total, 0,
+        "{client_codec:?}: {} allocations ({} bytes) in {MEASURED} rounds",
+        info.count_total, info.bytes_total
+    );
+}
+
+#[test]
+fn passthrough_events_without_audio_do_not_allocate() {
+    assert_events_without_audio_do_not_allocate(Codec::Pcmu, 0);
+}
+
+#[test]
+fn transcoding_events_without_audio_do_not_allocate() {
+    assert_events_without_audio_do_not_allocate(Codec::Opus, 111);
 }
 
 /// The counter sees allocations on this thread: the assertion above can fail.

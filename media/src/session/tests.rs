@@ -927,3 +927,339 @@ fn passthrough_has_no_jitter_buffer() {
     assert_eq!(h.to_client.len(), 1);
     assert_eq!(h.s.stats(Leg::Trunk).rx.jitter_buffer, None);
 }
+
+// Events without audio from the trunk: silence toward the client (crate::silence).
+
+/// A trunk packet at RTP timestamp `ts`, leaving the far end's audio clock alone.
+fn trunk_at(h: &mut Harness, pt: u8, marker: bool, payload: &[u8], ts: u32) {
+    let keep = h.trunk.ts;
+    h.trunk.ts = ts;
+    let p = h.trunk.rtp(pt, marker, payload, 0);
+    h.trunk.ts = keep;
+    h.feed_trunk(p);
+}
+
+/// The trunk's key `key` without audio, as SBCs with silence suppression send it: RFC
+/// 4733 packets 20 ms apart at RTP timestamp `ts`, `updates` updates of duration 160·k,
+/// then the end (160·`updates`, 20 ms per update) three times. Virtual time advances
+/// 20 ms per packet.
+fn trunk_key(h: &mut Harness, key: u8, ts: u32, updates: u16) {
+    for k in 0..updates + 3 {
+        let d = (160 * k.min(updates)).to_be_bytes();
+        let flags = if k >= updates { 0x80 | 10 } else { 10 };
+        trunk_at(h, PCMU_TE, k == 0, &[key, flags, d[0], d[1]], ts);
+        h.advance(Duration::from_millis(20));
+    }
+}
+
+/// One 20 ms PCMU packet of a tone from the trunk (its audio clock advances 160).
+fn trunk_audio(h: &mut Harness, i: usize, marker: bool) {
+    let p = h
+        .trunk
+        .rtp(0, marker, &pcmu(&tone(160, 440.0, i * 160)), 160);
+    h.feed_trunk(p);
+}
+
+/// What the client got on payload type `pt`.
+fn client_got(h: &Harness, pt: u8) -> Vec<&(RtpHeader, Vec<u8>)> {
+    h.to_client
+        .iter()
+        .filter(|(x, _)| x.payload_type == pt)
+        .collect()
+}
+
+/// Every RTP packet to the client, events and audio, in one dense sequence.
+fn assert_dense_to_client(h: &Harness) {
+    for w in h.to_client.windows(2) {
+        assert_eq!(
+            w[1].0.sequence,
+            w[0].0.sequence.wrapping_add(1),
+            "dense: {:?} then {:?}",
+            w[0].0,
+            w[1].0
+        );
+    }
+}
+
+/// Audio timestamps toward the client always rise: never repeated, never back.
+fn assert_rising(audio: &[&(RtpHeader, Vec<u8>)]) {
+    for w in audio.windows(2) {
+        let step = w[1].0.timestamp.wrapping_sub(w[0].0.timestamp) as i32;
+        assert!(
+            step > 0,
+            "audio timestamps rise: {:?} then {:?}",
+            w[0].0,
+            w[1].0
+        );
+    }
+}
+
+/// A received RTP packet: header and payload.
+type Received = (RtpHeader, Vec<u8>);
+
+/// Events grouped by timestamp: (start, packets).
+fn event_groups<'a>(events: &[&'a Received]) -> Vec<(u32, Vec<&'a Received>)> {
+    let mut groups: Vec<(u32, Vec<&Received>)> = Vec::new();
+    for e in events {
+        match groups.last_mut() {
+            Some((ts, g)) if *ts == e.0.timestamp => g.push(e),
+            _ => groups.push((e.0.timestamp, vec![e])),
+        }
+    }
+    groups
+}
+
+/// The trunk sends keys without audio (7 updates, the end three times, 140 ms each):
+/// the Opus client gets every event packet and, with them, Opus silence frames that
+/// cover each key from its start, 20 ms apart; events and frames form one dense
+/// sequence; the frames' timestamps always rise and decode to silence. A key 400 ms
+/// later in RTP time keeps that distance (×6); a key whose RTP time goes back 1 s
+/// starts at the client leg's current time instead.
+#[test]
+fn trunk_events_without_audio_bring_opus_silence_to_the_client() {
+    let mut h = Harness::new(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    trunk_key(&mut h, 5, 40_000, 7);
+    h.advance(Duration::from_millis(200));
+    trunk_key(&mut h, 6, 43_200, 7);
+    h.advance(Duration::from_millis(400));
+    trunk_key(&mut h, 7, 32_000, 7);
+    h.advance(Duration::from_millis(100));
+
+    assert_dense_to_client(&h);
+    let events = client_got(&h, OPUS_TE);
+    let audio = client_got(&h, OPUS_PT);
+    assert_eq!(h.to_client.len(), events.len() + audio.len());
+    let groups = event_groups(&events);
+    assert_eq!(groups.len(), 3, "{groups:?}");
+    for (start, g) in &groups {
+        // 7 updates, the end three times; durations at 48 kHz.
+        assert_eq!(g.len(), 10);
+        assert!(g[0].0.marker && g[1..].iter().all(|(x, _)| !x.marker));
+        let d = |p: &Vec<u8>| u16::from_be_bytes([p[2], p[3]]);
+        assert_eq!(d(&g[9].1), 6720);
+        // Silence over the key: 140 ms = 7 frames from its start, the first marked.
+        let frames: Vec<_> = audio
+            .iter()
+            .filter(|(x, _)| {
+                let off = x.timestamp.wrapping_sub(*start) as i32;
+                (0..6720).contains(&off)
+            })
+            .collect();
+        let ts: Vec<u32> = frames
+            .iter()
+            .map(|(x, _)| x.timestamp.wrapping_sub(*start))
+            .collect();
+        assert_eq!(ts, [0, 960, 1920, 2880, 3840, 4800, 5760]);
+        assert!(frames[0].0.marker && frames[1..].iter().all(|(x, _)| !x.marker));
+    }
+    assert_eq!(audio.len(), 21, "no frame outside the keys");
+    assert_rising(&audio);
+    // 400 ms of the trunk's RTP time between the first two keys: kept.
+    assert_eq!(groups[1].0.wrapping_sub(groups[0].0), 3200 * 6);
+    // The third key went back 1 s: it starts at the client leg's current RTP time, 600 ms
+    // of virtual time after the second key started, past all the silence sent.
+    assert_eq!(groups[2].0.wrapping_sub(groups[1].0), 600 * 48);
+    // The frames decode to silence.
+    let mut dec = Decoder::new(Codec::Opus).unwrap();
+    let mut pcm = [0i16; MAX_DECODED_SAMPLES];
+    for (_, p) in &audio {
+        let n = dec.decode(p, &mut pcm).unwrap();
+        assert_eq!(n, 160);
+        assert!(pcm[..n].iter().all(|s| s.abs() < 64), "{:?}", &pcm[..n]);
+    }
+    assert_eq!(h.s.stats(Leg::Client).tx.silence_frames, 21);
+}
+
+/// A trunk that sends its audio along with a key (as baresip does): the client gets
+/// no frame more than without the key; the audio packets are the same, byte for byte
+/// and timestamp for timestamp, as those of the same call without the key.
+#[test]
+fn trunk_audio_with_events_gets_no_silence_frames() {
+    let run = |with_key: bool| {
+        let mut h = Harness::new(
+            opus_client(OPUS_PT),
+            Harness::pcmu_trunk(),
+            false,
+            Security::Plain,
+        );
+        h.connect();
+        let key_ts = h.trunk.ts + 5 * 160;
+        for i in 0..30 {
+            trunk_audio(&mut h, i, i == 0);
+            if with_key && (5..15).contains(&i) {
+                let k = (i - 5) as u16;
+                let d = (160 * k.min(7)).to_be_bytes();
+                let flags = if k >= 7 { 0x8a } else { 10 };
+                trunk_at(&mut h, PCMU_TE, k == 0, &[3, flags, d[0], d[1]], key_ts);
+            }
+            h.advance(Duration::from_millis(20));
+        }
+        assert_dense_to_client(&h);
+        assert_eq!(h.s.stats(Leg::Client).tx.silence_frames, 0);
+        let audio = client_got(&h, OPUS_PT);
+        let t0 = audio[0].0.timestamp;
+        let audio: Vec<(u32, Vec<u8>)> = audio
+            .iter()
+            .map(|(x, p)| (x.timestamp.wrapping_sub(t0), p.clone()))
+            .collect();
+        (audio, client_got(&h, OPUS_TE).len())
+    };
+    let (plain, no_events) = run(false);
+    let (with_key, events) = run(true);
+    assert_eq!((no_events, events), (0, 10));
+    assert_eq!(plain.len(), 30);
+    assert_eq!(with_key, plain);
+}
+
+/// The trunk's audio stops for a key and resumes after it, consistently with its RTP
+/// time: silence fills from where the audio ended once the key runs 60 ms past it, and
+/// the resumed audio keeps the path's mapping, after the silence, in one dense sequence.
+#[test]
+fn audio_resuming_after_events_without_audio_keeps_the_timestamps() {
+    let mut h = Harness::new(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    for i in 0..10 {
+        trunk_audio(&mut h, i, i == 0);
+        h.advance(Duration::from_millis(20));
+    }
+    let first = h.to_client[0].0.timestamp;
+    let in0 = 5000;
+    // The key starts where the audio stopped; 180 ms of packets, then audio again 200 ms
+    // after the key started.
+    let key_ts = h.trunk.ts;
+    trunk_key(&mut h, 9, key_ts, 7);
+    h.trunk.ts = key_ts + 1600;
+    for i in 0..10 {
+        trunk_audio(&mut h, 20 + i, i == 0);
+        h.advance(Duration::from_millis(20));
+    }
+    assert_dense_to_client(&h);
+    let audio = client_got(&h, OPUS_PT);
+    assert_rising(&audio);
+    let ts: Vec<u32> = audio
+        .iter()
+        .map(|(x, _)| x.timestamp.wrapping_sub(first))
+        .collect();
+    let mapped = |in_ts: u32| (in_ts - in0) * 6;
+    let mut want: Vec<u32> = (0..10).map(|i| i * 960).collect();
+    // Silence from the end of the audio (the key's start) over the key's 140 ms.
+    want.extend((0..7).map(|i| mapped(key_ts) + i * 960));
+    want.extend((0..10).map(|i| mapped(key_ts + 1600) + i * 960));
+    assert_eq!(ts, want);
+    assert_eq!(h.s.stats(Leg::Client).tx.silence_frames, 7);
+}
+
+/// Audio that resumes inside the silence already sent is dropped up to its end (its RTP
+/// time was played); audio that resumes far behind it (the trunk's RTP time jumped
+/// back) is moved after it. Either way no timestamp repeats or goes back.
+#[test]
+fn audio_resuming_behind_the_silence_is_dropped_or_moved_after_it() {
+    let mut h = Harness::new(
+        opus_client(OPUS_PT),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    h.connect();
+    trunk_audio(&mut h, 0, true);
+    h.advance(Duration::from_millis(20));
+    let first = h.to_client[0].0.timestamp;
+    let key_ts = h.trunk.ts;
+    let mapped = |in_ts: u32| (in_ts - 5000) * 6;
+    trunk_key(&mut h, 1, key_ts, 7);
+    // The audio resumes 80 ms into the key's 140 ms of silence: 3 packets dropped.
+    h.trunk.ts = key_ts + 640;
+    for i in 0..10 {
+        trunk_audio(&mut h, i, false);
+        h.advance(Duration::from_millis(20));
+    }
+    let audio = client_got(&h, OPUS_PT);
+    let ts: Vec<u32> = audio
+        .iter()
+        .map(|(x, _)| x.timestamp.wrapping_sub(first))
+        .collect();
+    let mut want = vec![0];
+    want.extend((0..7).map(|i| mapped(key_ts) + i * 960));
+    want.extend((3..10).map(|i| mapped(key_ts + 640) + i * 960));
+    assert_eq!(ts, want);
+    // Another key, then audio 2 s behind it: moved to the client leg's current RTP
+    // time, 200 ms after the key started, past its silence (140 ms).
+    let before = audio.len();
+    let key2 = h.trunk.ts + 800;
+    trunk_key(&mut h, 2, key2, 7);
+    let last_silence = client_got(&h, OPUS_PT).last().unwrap().0.timestamp;
+    h.trunk.ts = key2.wrapping_sub(16_000);
+    for i in 0..5 {
+        trunk_audio(&mut h, i, false);
+        h.advance(Duration::from_millis(20));
+    }
+    assert_dense_to_client(&h);
+    let audio = client_got(&h, OPUS_PT);
+    assert_rising(&audio);
+    assert_eq!(audio.len(), before + 7 + 5);
+    let resumed = audio[before + 7].0;
+    assert!(resumed.marker, "a new talkspurt");
+    assert_eq!(
+        resumed.timestamp,
+        last_silence.wrapping_add((200 - 120) * 48)
+    );
+}
+
+/// Passthrough (PCMU on both legs): the same fill with G.711 silence (0xFF), the
+/// rewritten sequence numbers dense around the inserted frames and the dropped
+/// repeated ends, and the resumed audio on the path's mapping.
+#[test]
+fn pcmu_passthrough_gets_g711_silence_with_events_without_audio() {
+    let mut h = Harness::new(
+        (Codec::Pcmu, 0, Some(PCMU_TE)),
+        Harness::pcmu_trunk(),
+        false,
+        Security::Plain,
+    );
+    assert!(!h.s.is_transcoding());
+    h.connect();
+    for i in 0..3 {
+        trunk_audio(&mut h, i, i == 0);
+        h.advance(Duration::from_millis(20));
+    }
+    let key_ts = h.trunk.ts;
+    trunk_key(&mut h, 4, key_ts, 7);
+    h.trunk.ts = key_ts + 1600;
+    for i in 0..3 {
+        trunk_audio(&mut h, 10 + i, false);
+        h.advance(Duration::from_millis(20));
+    }
+    assert_dense_to_client(&h);
+    let events = client_got(&h, PCMU_TE);
+    assert_eq!(events.len(), 10);
+    assert!(events
+        .iter()
+        .all(|(x, _)| x.timestamp == events[0].0.timestamp));
+    let audio = client_got(&h, 0);
+    assert_rising(&audio);
+    let first = audio[0].0.timestamp;
+    let ts: Vec<u32> = audio
+        .iter()
+        .map(|(x, _)| x.timestamp.wrapping_sub(first))
+        .collect();
+    let key = key_ts - 5000;
+    let mut want = vec![0, 160, 320];
+    want.extend((0..7).map(|i| key + i * 160));
+    want.extend((0..3).map(|i| key + 1600 + i * 160));
+    assert_eq!(ts, want);
+    assert_eq!(events[0].0.timestamp.wrapping_sub(first), key);
+    assert!(audio[3..10].iter().all(|(_, p)| p == &[0xff; 160]));
+    assert!(!audio[3].0.marker, "continues the audio that ended there");
+    assert_eq!(h.s.stats(Leg::Client).tx.silence_frames, 7);
+}
