@@ -521,12 +521,14 @@ impl WebrtcClient {
         .map(drop)
     }
 
-    /// Restarts ICE as the session's initiator, like Conversations: a `transport-info`
-    /// with a new ufrag/pwd and no candidates, then trickled candidates. Returns the
-    /// new local ufrag.
+    /// Restarts ICE like Conversations, in either Jingle role: a `transport-info` with a
+    /// new ufrag/pwd and no candidates, then trickled candidates (INTEROP.md E.8). As the
+    /// initiator through StanzaJS; as the responder with an ICE-restart offer on the peer
+    /// connection, taking the peer's `transport-info` with new credentials as the answer
+    /// (then the client emits `ice_restart_answered`). Returns the new local ufrag.
     ///
     /// # Errors
-    /// As [`WebrtcClient::request`] ([`Error::Peer`] if this side is not the initiator).
+    /// As [`WebrtcClient::request`] ([`Error::Peer`] if there is no session to restart).
     pub fn ice_restart(&mut self) -> Result<String> {
         let e = self.request(
             json!({"cmd": "ice_restart"}),

@@ -37,7 +37,8 @@
 //   {"cmd":"dtmf_heard"} {"cmd":"send_raw","xml":"…"} {"cmd":"ping"} {"cmd":"quit"}
 // Unprompted events include `tonechange` (chromium engine: RTCDTMFSender started the
 // tone `tone`, "" at the end) and `dtmf_heard` (a DTMF key tone detected in the
-// received audio, with its duration_ms).
+// received audio, with its duration_ms) and `ice_restart_answered` (after an
+// `ice_restart` by the responder: the peer's transport-info applied as the answer).
 // Every command may carry "req" (any value), echoed in its reply event.
 
 const fs = require('fs');
@@ -46,7 +47,10 @@ const wrtc = require('@roamhq/wrtc');
 const { createClient, JID, Utils } = require('stanza');
 const jmi = require('./jmi.js');
 const { ToneSource, AudioAnalyser } = require('./audio.js');
-const { TestbedSession, filterJingleCandidates } = require('./session.js');
+const { TestbedSession, filterJingleCandidates, mungeRenomination } = require('./session.js');
+const SDPUtils = require('sdp');
+const { importFromSDP } = require('stanza/jingle/sdp/Intermediate');
+const { convertCandidateToIntermediate } = require('stanza/jingle/sdp/Protocol');
 const EntityCaps = require('stanza/helpers/LegacyEntityCapabilities');
 const chromium = require('./chromium.js');
 
@@ -472,6 +476,156 @@ async function stats(sid) {
   return out;
 }
 
+// ---------------------------------------------------------------- ICE restart as responder
+
+// StanzaJS's restartIce() only works for the initiator, and its transport-info handler
+// takes new remote credentials as a new remote *offer*. Conversations restarts ICE
+// whatever its Jingle role (on PeerConnectionState FAILED after having been
+// connected): its renegotiate() sets a new local offer with iceRestart, sends a
+// transport-info with the new ufrag/pwd and no candidates (INTEROP.md E.8), then
+// applies the peer's transport-info (new ufrag/pwd + fingerprint, then candidates) as
+// the remote answer. The functions below do the same on the RTCPeerConnection.
+
+const ufragOf = (sdp) => (sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+const setupOf = (sdp) => (sdp.match(/a=setup:(\S+)/) || [])[1];
+
+/**
+ * The remote answer to our restart offer: the remote description we already have
+ * (the peer's session-initiate) with its ICE credentials, candidates, fingerprint and
+ * DTLS setup replaced. `setup` keeps the DTLS roles already negotiated (the opposite
+ * of ours), so DTLS and SRTP carry on over the new pair.
+ */
+function restartAnswerSdp(remoteSdp, transport, setup) {
+  const fp = (transport.fingerprints || [])[0];
+  const lines = remoteSdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates');
+  return lines
+    .map((l) => {
+      if (l.startsWith('a=ice-ufrag:')) return `a=ice-ufrag:${transport.usernameFragment}`;
+      if (l.startsWith('a=ice-pwd:')) return `a=ice-pwd:${transport.password}`;
+      if (l.startsWith('a=setup:')) return `a=setup:${setup}`;
+      if (l.startsWith('a=fingerprint:') && fp && fp.value) return `a=fingerprint:${fp.algorithm} ${fp.value}`;
+      return l;
+    })
+    .join('\r\n');
+}
+
+/**
+ * Takes over `session`'s transport-info handling while our restart offer waits for
+ * its answer: the first transport-info with a ufrag other than `r.oldRemoteUfrag`
+ * becomes the remote answer; candidates that come before it are kept for after it.
+ * Once answered, StanzaJS's own handler takes the (same-ufrag) trickled candidates.
+ */
+function hookRestartAnswer(session, r) {
+  const original = Object.getPrototypeOf(session).onTransportInfo.bind(session);
+  session.onTransportInfo = async (changes, cb) => {
+    if (r.done) return original(changes, cb);
+    const contents = changes.contents || [];
+    const fresh = contents.find((c) => c.transport && c.transport.usernameFragment && c.transport.usernameFragment !== r.oldRemoteUfrag);
+    if (!fresh) {
+      for (const c of contents) {
+        const t = c.transport || {};
+        if (t.gatheringComplete) r.early.push({ sdpMid: c.name, candidate: '' });
+        for (const cand of t.candidates || []) r.early.push({ sdpMid: c.name, candidate: SDPUtils.writeCandidate(convertCandidateToIntermediate(cand)) });
+      }
+      return cb();
+    }
+    const t = fresh.transport;
+    const fp = (t.fingerprints || [])[0];
+    try {
+      await r.offerSet;
+      const sdp = restartAnswerSdp(session.pc.remoteDescription.sdp, t, r.remoteSetup);
+      await session.pc.setRemoteDescription({ type: 'answer', sdp });
+      r.done = true;
+      let added = 0;
+      for (const c of contents) {
+        for (const cand of (c.transport && c.transport.candidates) || []) {
+          await session.pc.addIceCandidate({ sdpMid: c.name, candidate: SDPUtils.writeCandidate(convertCandidateToIntermediate(cand)) });
+          added++;
+        }
+      }
+      for (const cand of r.early) await session.pc.addIceCandidate(cand).catch((err) => debug('early candidate', errorText(err)));
+      emit('ice_restart_answered', {
+        sid: session.sid,
+        remote_ufrag: t.usernameFragment,
+        peer_setup: fp ? fp.setup : undefined,
+        peer_fingerprint: fp ? fp.value : undefined,
+        applied_setup: r.remoteSetup,
+        candidates: added,
+        early_candidates: r.early.length,
+      });
+      return cb();
+    } catch (err) {
+      r.done = true;
+      emit('error', { sid: session.sid, message: `ice restart answer not applied: ${errorText(err)}` });
+      return cb({ condition: 'general-error' });
+    }
+  };
+}
+
+/** ICE restart started by the responder (see above); replies `ice_restarted` once acked. */
+async function restartIceAsResponder(rec, req) {
+  const session = rec.session;
+  const pc = session.pc;
+  if (pc.signalingState !== 'stable') return emit('error', { req, message: `cannot restart ICE in signaling state ${pc.signalingState}` });
+  const before = ufragOf(pc.localDescription.sdp);
+  const ourSetup = setupOf(pc.localDescription.sdp);
+  const r = {
+    done: false,
+    early: [],
+    oldRemoteUfrag: ufragOf(pc.remoteDescription.sdp),
+    remoteSetup: ourSetup === 'active' ? 'passive' : 'active',
+    offerSet: undefined,
+  };
+  let offerSet;
+  r.offerSet = new Promise((resolve) => {
+    offerSet = resolve;
+  });
+  hookRestartAnswer(session, r);
+  // New local candidates trickle, as after Conversations' restart.
+  session.tb.inline = false;
+  let ack;
+  let sentAt;
+  let after;
+  // In the session's queue: the peer's answer is processed only after our offer is set.
+  const queued = session.processLocal('restart-ice-responder', async () => {
+    const offer = await pc.createOffer({ iceRestart: true });
+    const sdp = session.tb.renomination ? mungeRenomination(offer.sdp) : offer.sdp;
+    const json = importFromSDP(sdp);
+    after = ufragOf(sdp);
+    sentAt = Date.now() - T0;
+    ack = client.sendIQ({
+      to: session.peerID,
+      type: 'set',
+      jingle: {
+        action: 'transport-info',
+        sid: session.sid,
+        contents: json.media.map((m) => ({
+          creator: 'initiator',
+          name: m.mid,
+          transport: { transportType: session.transportType, usernameFragment: m.iceParameters.usernameFragment, password: m.iceParameters.password },
+        })),
+      },
+    });
+    ack.catch(() => undefined); // reported below
+    await pc.setLocalDescription({ type: 'offer', sdp });
+    offerSet();
+  });
+  try {
+    await queued;
+  } catch (err) {
+    r.done = true;
+    offerSet();
+    return emit('error', { req, message: `restart offer failed: ${errorText(err)}` });
+  }
+  try {
+    await ack;
+  } catch (err) {
+    r.done = true;
+    return emit('error', { req, message: `transport-info refused: ${errorText(err)}` });
+  }
+  return emit('ice_restarted', { req, sid: session.sid, role: 'responder', old_ufrag: before, new_ufrag: after, acked: true, sent_t: sentAt, local_setup: ourSetup });
+}
+
 // ---------------------------------------------------------------- commands
 
 async function handle(cmd) {
@@ -514,10 +668,12 @@ async function handle(cmd) {
     }
     case 'ice_restart': {
       // Like Conversations (XEP-0176 §2.5, INTEROP E.8): the initiator sends a
-      // transport-info with a new ufrag/pwd and no candidates, then trickles.
+      // transport-info with a new ufrag/pwd and no candidates, then trickles. The
+      // responder does the same on the RTCPeerConnection (restartIceAsResponder) and
+      // also reports `ice_restart_answered` once the peer's answer is applied.
       const rec = calls.get(sid);
       if (!rec || !rec.session) return emit('error', { req, message: 'no session to restart' });
-      if (!rec.session.isInitiator) return emit('error', { req, message: 'only the initiator restarts ICE' });
+      if (!rec.session.isInitiator) return restartIceAsResponder(rec, req);
       const before = rec.session.pc.localDescription.sdp.match(/a=ice-ufrag:(\S+)/)[1];
       rec.session.tb.inline = false;
       await rec.session.restartIce();
