@@ -14,8 +14,7 @@ mod e2e_support;
 
 use std::time::{Duration, Instant};
 
-use e2e_support::{baresip, start_bed, tone_frequency, CLIENT_HZ, PHONE_HZ, WAIT};
-use testbed::ports::free_port_range;
+use e2e_support::{baresip_dialing, start_bed, tone_frequency, CLIENT_HZ, PHONE_HZ, WAIT};
 use testbed::{Namespace, OnPropose, Scratch, WebrtcClient, WebrtcConfig};
 
 /// alice's DID (`deploy/testbed.toml`).
@@ -55,20 +54,8 @@ fn inbound_call_rings_two_devices_one_answers_other_gets_retract() {
     let mut b = WebrtcClient::start(&scratch_b, &bed.prosody, &config).expect("alice/laptop");
 
     let dir = bed.scratch.subdir("caller").expect("caller dir");
-    let dial = format!("/dial sip:{DID}@127.0.0.1:{}", bed.gateway.sip_port());
-    let mut attempt = 0;
-    let caller = loop {
-        match baresip(
-            &dir,
-            free_port_range(2),
-            Duration::from_secs(60),
-            &["-e", &dial],
-        ) {
-            Ok(p) => break p,
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let caller = baresip_dialing(&dir, DID, bed.gateway.sip_port(), Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
 
     let gw_log = |bed: &mut e2e_support::Bed| bed.gateway.process().log_tail(60);
     let pa = a

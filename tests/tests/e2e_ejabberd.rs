@@ -27,9 +27,11 @@ mod e2e_support;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use e2e_support::{baresip, hears_tone, tone_frequency, CLIENT_HZ, DID, NUMBER, PHONE_HZ, WAIT};
+use e2e_support::{
+    baresip_dialing, baresip_on_free_ports, hears_tone, tone_frequency, CLIENT_HZ, DID, NUMBER,
+    PHONE_HZ, WAIT,
+};
 use serde_json::Value;
-use testbed::ports::free_port_range;
 use testbed::XmppServer as _;
 use testbed::{
     Candidates, Ejabberd, EjabberdConfig, Gateway, GatewayConfig, Namespace, OnPropose, Process,
@@ -106,21 +108,10 @@ impl Bed {
             .set("media.prefer_g711_passthrough", false);
         let phone = with_phone.then(|| {
             let dir = scratch.subdir("baresip").expect("baresip dir");
-            // A port found free can be taken before baresip binds it: try a few.
-            let mut attempt = 0;
-            loop {
-                let port = free_port_range(2);
-                match baresip(&dir, port, LIMIT, &[]) {
-                    Ok(p) => {
-                        config.set("sip.trunks.0.port", port);
-                        break (p, dir);
-                    }
-                    Err(e) if attempt < 3 && e.contains("Address already in use") => {
-                        attempt += 1;
-                    }
-                    Err(e) => panic!("baresip: {e}"),
-                }
-            }
+            let (p, port) =
+                baresip_on_free_ports(&dir, LIMIT, &[]).unwrap_or_else(|e| panic!("baresip: {e}"));
+            config.set("sip.trunks.0.port", port);
+            (p, dir)
         });
         let started = Instant::now();
         let mut gateway = Gateway::start(&scratch, &ejabberd, &config).expect("gateway starts");
@@ -482,16 +473,9 @@ fn inbound_call_through_ejabberd_rings_every_resource_and_tones_pass() {
     config.on_propose = OnPropose::Ignore;
     let mut laptop = WebrtcClient::start(&scratch_b, &bed.ejabberd, &config).expect("alice/laptop");
     let dir = bed.scratch.subdir("caller").expect("caller dir");
-    let dial = format!("/dial sip:{DID}@127.0.0.1:{}", bed.gateway.sip_port());
     let dialed = Instant::now();
-    let mut attempt = 0;
-    let caller = loop {
-        match baresip(&dir, free_port_range(2), LIMIT, &["-e", &dial]) {
-            Ok(p) => break p,
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let caller =
+        baresip_dialing(&dir, DID, bed.gateway.sip_port(), LIMIT).unwrap_or_else(|e| panic!("{e}"));
     let propose = alice.wait_jmi("propose", WAIT).unwrap_or_else(|e| {
         panic!(
             "the gateway's propose did not reach alice's resource: {e}\n{}",

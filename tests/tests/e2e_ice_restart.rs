@@ -22,10 +22,10 @@ mod e2e_support;
 use std::time::{Duration, Instant};
 
 use e2e_support::{
-    baresip, hears_tone, start_bed, tone_frequency_tail, CLIENT_HZ, DID, NUMBER, PHONE_HZ, WAIT,
+    baresip_dialing, hears_tone, start_bed, tone_frequency_tail, CLIENT_HZ, DID, NUMBER, PHONE_HZ,
+    WAIT,
 };
 use serde_json::json;
-use testbed::ports::free_port_range;
 use testbed::{Candidates, Namespace, WebrtcClient, WebrtcConfig};
 
 /// Seconds of the day of a tracing log line (`2026-11-23T19:20:01.123456Z  INFO …`).
@@ -322,20 +322,13 @@ fn client_ice_restart_as_responder_on_an_inbound_call_keeps_media_both_ways() {
         .scratch
         .subdir("caller")
         .unwrap_or_else(|e| fail(e.to_string()));
-    let dial = format!("/dial sip:{DID}@127.0.0.1:{}", bed.gateway.sip_port());
-    let mut attempt = 0;
-    let caller = loop {
-        match baresip(
-            &caller_dir,
-            free_port_range(2),
-            Duration::from_secs(80),
-            &["-e", &dial],
-        ) {
-            Ok(p) => break p,
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => fail(e),
-        }
-    };
+    let caller = baresip_dialing(
+        &caller_dir,
+        DID,
+        bed.gateway.sip_port(),
+        Duration::from_secs(80),
+    )
+    .unwrap_or_else(|e| fail(e));
     let incoming = alice.wait_for("incoming", WAIT).unwrap_or_else(|e| {
         fail(format!(
             "no call reached the client: {e}\n--- caller ---\n{}",

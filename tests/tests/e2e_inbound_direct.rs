@@ -15,8 +15,9 @@ mod e2e_support;
 
 use std::time::{Duration, Instant};
 
-use e2e_support::{baresip, hears_tone, start_bed, tone_frequency, CLIENT_HZ, PHONE_HZ, WAIT};
-use testbed::ports::free_port_range;
+use e2e_support::{
+    baresip_dialing, hears_tone, start_bed, tone_frequency, CLIENT_HZ, PHONE_HZ, WAIT,
+};
 use testbed::{Namespace, WebrtcClient, WebrtcConfig};
 
 /// The caller's number (baresip's account in `e2e_support`).
@@ -68,21 +69,9 @@ fn a_user_without_jmi_gets_a_direct_session_initiate_and_tones_pass_both_ways() 
 
     // The caller dials alice's DID.
     let dir = bed.scratch.subdir("caller").unwrap();
-    let dial = format!("/dial sip:{DID}@127.0.0.1:{}", bed.gateway.sip_port());
     let started = Instant::now();
-    let mut attempt = 0;
-    let caller = loop {
-        match baresip(
-            &dir,
-            free_port_range(2),
-            Duration::from_secs(60),
-            &["-e", &dial],
-        ) {
-            Ok(p) => break p,
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => fail(e),
-        }
-    };
+    let caller = baresip_dialing(&dir, DID, bed.gateway.sip_port(), Duration::from_secs(60))
+        .unwrap_or_else(|e| fail(e));
     let incoming = alice.wait_for("incoming", WAIT).unwrap_or_else(|e| {
         fail(format!(
             "no call reached the client: {e}\n--- caller ---\n{}",

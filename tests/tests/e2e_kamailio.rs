@@ -14,8 +14,8 @@ mod e2e_support;
 
 use std::time::{Duration, Instant};
 
-use e2e_support::{baresip, outbound_call, Bed, CLIENT_HZ, PHONE_HZ, WAIT};
-use testbed::ports::{free_port, free_port_range};
+use e2e_support::{baresip_on_free_ports, outbound_call, Bed, CLIENT_HZ, PHONE_HZ, WAIT};
+use testbed::ports::free_port;
 use testbed::{Gateway, GatewayConfig, Namespace, Process, ProcessBuilder, Prosody, Scratch};
 
 /// The trunk's digest password (Kamailio checks it with `pv_*_authenticate`).
@@ -67,15 +67,8 @@ fn outbound_call_through_kamailio_with_sha256_digest() {
         .register("alice", "alice-pw")
         .expect("register alice");
     let phone_dir = scratch.subdir("baresip").expect("baresip dir");
-    let mut attempt = 0;
-    let (phone, phone_port) = loop {
-        let port = free_port_range(2);
-        match baresip(&phone_dir, port, limit, &[]) {
-            Ok(p) => break (p, port),
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let (phone, phone_port) =
+        baresip_on_free_ports(&phone_dir, limit, &[]).unwrap_or_else(|e| panic!("{e}"));
     let (mut kam, kam_port) = kamailio(&scratch, phone_port);
 
     let mut config = GatewayConfig {

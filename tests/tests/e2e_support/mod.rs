@@ -73,16 +73,8 @@ pub(crate) fn start_bed(name: &str, time_limit: Duration) -> Result<Bed, String>
         .map_err(|e| format!("register alice: {e}"))?;
     let phone_dir = scratch.subdir("baresip").map_err(|e| e.to_string())?;
     // A port found free can be taken before baresip binds it (other tests run in
-    // parallel): try a few.
-    let mut attempt = 0;
-    let (phone, port) = loop {
-        let port = free_port_range(2);
-        match baresip(&phone_dir, port, time_limit, &[]) {
-            Ok(p) => break (p, port),
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    };
+    // parallel).
+    let (phone, port) = baresip_on_free_ports(&phone_dir, time_limit, &[])?;
     let mut config = GatewayConfig {
         time_limit,
         ..GatewayConfig::default()
@@ -121,6 +113,37 @@ pub(crate) fn baresip(
     extra: &[&str],
 ) -> Result<Process, String> {
     baresip_with_config(dir, port, limit, extra, "")
+}
+
+/// [`baresip`] on two free ports (from `free_port_range(2)`), tried again on other
+/// ports when another process took one of them first (up to 3 more times). Returns the
+/// process and its SIP port.
+pub(crate) fn baresip_on_free_ports(
+    dir: &Path,
+    limit: Duration,
+    extra: &[&str],
+) -> Result<(Process, u16), String> {
+    let mut attempt = 0;
+    loop {
+        let port = free_port_range(2);
+        match baresip(dir, port, limit, extra) {
+            Ok(p) => return Ok((p, port)),
+            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A caller: [`baresip_on_free_ports`] dialling `sip:{did}@127.0.0.1:{sip_port}` (the
+/// gateway) as soon as it is ready.
+pub(crate) fn baresip_dialing(
+    dir: &Path,
+    did: &str,
+    sip_port: u16,
+    limit: Duration,
+) -> Result<Process, String> {
+    let dial = format!("/dial sip:{did}@127.0.0.1:{sip_port}");
+    baresip_on_free_ports(dir, limit, &["-e", &dial]).map(|(p, _)| p)
 }
 
 /// [`baresip`] with `extra_config` lines appended to its config file (for example
@@ -475,21 +498,8 @@ pub(crate) fn inbound_call(bed: &mut Bed, did: &str) -> Result<InboundOutcome, S
     let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &config)
         .map_err(|e| format!("the client did not log in: {e}"))?;
     let dir = bed.scratch.subdir("caller").map_err(|e| e.to_string())?;
-    let dial = format!("/dial sip:{did}@127.0.0.1:{}", bed.gateway.sip_port());
     let started = Instant::now();
-    let mut attempt = 0;
-    let caller = loop {
-        match baresip(
-            &dir,
-            free_port_range(2),
-            Duration::from_secs(60),
-            &["-e", &dial],
-        ) {
-            Ok(p) => break p,
-            Err(e) if attempt < 3 && e.contains("Address already in use") => attempt += 1,
-            Err(e) => return Err(e),
-        }
-    };
+    let caller = baresip_dialing(&dir, did, bed.gateway.sip_port(), Duration::from_secs(60))?;
     let incoming = alice.wait_for("incoming", WAIT).map_err(|e| {
         format!(
             "no call reached the client: {e}\n--- caller ---\n{}",
