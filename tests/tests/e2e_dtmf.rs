@@ -337,16 +337,7 @@ fn client_dtmf_to_trunk(name: &str, codecs: &[&str], codec: &str, te_clock: u32)
         .to_owned();
     // The gateway's answer to the client (its remote description): telephone-event
     // at the clock of the chosen codec (INTEROP.md E.7).
-    let client_te: Vec<String> = stats["remote_rtpmap"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|c| c.as_str())
-                .filter(|c| c.contains("telephone-event"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let client_te = remote_telephone_events(&stats);
 
     let first = send_digits(&mut alice, "123");
     std::thread::sleep(Duration::from_millis(300));
@@ -589,16 +580,7 @@ fn trunk_rfc4733_reaches_the_opus_client_as_dtmf_tones() {
     let reply = baresip_ctrl(ctrl_port, "sndcode", TRUNK_DIGITS);
     let heard = heard_digits(&mut alice, TRUNK_DIGITS.len(), Duration::from_secs(15));
     let stats = alice.stats().expect("stats");
-    let client_te: Vec<String> = stats["remote_rtpmap"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|c| c.as_str())
-                .filter(|c| c.contains("telephone-event"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let client_te = remote_telephone_events(&stats);
     let client_port = stats["local"]["port"].as_u64().unwrap_or(0) as u16;
     alice.hangup("success").expect("hangup");
     capture.stop();
@@ -684,6 +666,19 @@ fn check_heard_durations(heard: &[(String, f64)], sent: &[Vec<RtpEvent>]) {
             "digit {d}: heard for {heard_ms} ms, sent for {sent_ms} ms"
         );
     }
+}
+
+/// The `telephone-event` lines (`PT telephone-event/CLOCK`) of the client's remote
+/// description, that is the gateway's SDP as the client applied it (its `stats`).
+fn remote_telephone_events(stats: &serde_json::Value) -> Vec<String> {
+    stats["remote_rtpmap"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str())
+        .filter(|c| c.contains("telephone-event"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// The DTMF keys `client` hears (its `dtmf_heard` events), until `want` keys or
@@ -779,16 +774,7 @@ fn inbound_call_dtmf_both_ways_with_chromium() {
         .as_str()
         .unwrap_or("?")
         .to_owned();
-    let client_te: Vec<String> = stats["remote_rtpmap"]
-        .as_array()
-        .map(|m| {
-            m.iter()
-                .filter_map(|c| c.as_str())
-                .filter(|c| c.contains("telephone-event"))
-                .map(str::to_owned)
-                .collect()
-        })
-        .unwrap_or_default();
+    let client_te = remote_telephone_events(&stats);
 
     // Client → caller.
     let tones = send_digits(&mut alice, TRUNK_DIGITS);

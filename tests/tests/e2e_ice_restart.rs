@@ -45,6 +45,16 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     line[start..].split_whitespace().next()
 }
 
+/// alice as Conversations: inline candidates, renomination, a [`CLIENT_HZ`] tone.
+fn alice_config(bed: &e2e_support::Bed) -> WebrtcConfig {
+    let mut config = WebrtcConfig::new(bed.prosody.jid("alice"), "alice-pw");
+    config.tone_hz = CLIENT_HZ;
+    config.candidates = Candidates::Inline;
+    config.renomination = true;
+    config.time_limit = Duration::from_secs(90);
+    config
+}
+
 #[test]
 fn client_ice_restart_keeps_the_call_and_media_moves_to_the_new_credentials() {
     Namespace::require_loopback_only();
@@ -57,12 +67,7 @@ fn client_ice_restart_keeps_the_call_and_media_moves_to_the_new_credentials() {
             testbed::log_tail(&gw_log, 80)
         )
     };
-    let mut config = WebrtcConfig::new(bed.prosody.jid("alice"), "alice-pw");
-    config.tone_hz = CLIENT_HZ;
-    config.candidates = Candidates::Inline;
-    config.renomination = true;
-    config.time_limit = Duration::from_secs(90);
-    let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &config)
+    let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &alice_config(&bed))
         .unwrap_or_else(|e| fail(format!("the client did not log in: {e}")));
     let callee = format!("{NUMBER}@{}", bed.prosody.component_domain());
     alice
@@ -309,12 +314,7 @@ fn client_ice_restart_as_responder_on_an_inbound_call_keeps_media_both_ways() {
             testbed::log_tail(&gw_log, 80)
         )
     };
-    let mut config = WebrtcConfig::new(bed.prosody.jid("alice"), "alice-pw");
-    config.tone_hz = CLIENT_HZ;
-    config.candidates = Candidates::Inline;
-    config.renomination = true;
-    config.time_limit = Duration::from_secs(90);
-    let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &config)
+    let mut alice = WebrtcClient::start(&bed.scratch, &bed.prosody, &alice_config(&bed))
         .unwrap_or_else(|e| fail(format!("the client did not log in: {e}")));
 
     // A phone (a second baresip, playing PHONE_HZ, recording) calls alice's DID.
